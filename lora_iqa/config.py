@@ -1,0 +1,235 @@
+"""Experiment configuration: nested dataclasses, the single source of truth.
+
+A recipe YAML fills them; ``key=value`` overrides use dotted keys (``train.lr=1e-4``). Every value
+is validated on creation, and the resolved config is saved beside every adapter and result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.template import CT_DIMENSIONS
+
+PROTOCOLS = ("ss",)
+PARTS = ("vision", "cross", "text")
+PART_MODES = ("frozen", "lora", "full")
+
+
+@dataclass
+class DataConfig:
+    """Where the samples come from and how images are read."""
+
+    manifest: str | None = None
+    dimensions: tuple[str, ...] = CT_DIMENSIONS
+    window: tuple[float, float] | None = None  # (level, width) HU; None: the file's, else W400/L40
+
+    def __post_init__(self) -> None:
+        self.dimensions = tuple(self.dimensions)
+        _check(len(self.dimensions) > 0, "data.dimensions", "must list at least one dimension", self.dimensions)
+        if self.window is not None:
+            self.window = tuple(float(v) for v in self.window)
+            _check(len(self.window) == 2 and self.window[1] > 0, "data.window", "must be [level, width>0]", self.window)
+
+
+@dataclass
+class AdapterConfig:
+    """Which parts train and how: ``method=lora`` puts LoRA on ``targets``; ``method=full`` trains all."""
+
+    method: str = "lora"
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    targets: tuple[str, ...] = ("vision", "cross")
+    vision_projection: bool = False  # also adapt the ViT attention output projection
+    cross_output: bool = False  # also adapt crossattention.output.dense
+    text: str = "frozen"  # the text decoder's own self-attention/FFN: frozen | lora | full
+    use_rslora: bool = False
+    use_dora: bool = False
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(self.targets)
+        _check(self.method in ("lora", "full"), "adapter.method", "must be lora or full", self.method)
+        _check(self.r >= 1, "adapter.r", "must be >= 1", self.r)
+        _check(self.alpha > 0, "adapter.alpha", "must be > 0", self.alpha)
+        _check(0 <= self.dropout < 1, "adapter.dropout", "must be in [0, 1)", self.dropout)
+        bad = [t for t in self.targets if t not in ("vision", "cross")]
+        _check(not bad, "adapter.targets", "must be a subset of [vision, cross]", list(self.targets))
+        _check(self.text in PART_MODES, "adapter.text", f"must be one of {PART_MODES}", self.text)
+        if self.method == "lora":
+            _check(bool(self.targets) or self.text == "lora", "adapter.targets", "LoRA needs a target", [])
+
+    def part_modes(self) -> dict[str, str]:
+        """Mode of each part: frozen, lora or full. Full fine-tuning is every part ``full``."""
+        if self.method == "full":
+            return {p: "full" for p in PARTS}
+        modes = {p: ("lora" if p in self.targets else "frozen") for p in ("vision", "cross")}
+        modes["text"] = self.text
+        return modes
+
+
+@dataclass
+class TrainConfig:
+    """The Accelerate loop: schedule, clipping, accumulation, precision, validation, checkpoints."""
+
+    max_steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-4
+    grad_accum: int = 1
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    eval_every: int = 50
+    save_every: int = 100  # save_state checkpoints; 0 disables
+    eval_batch_size: int = 64
+    augment: bool = True  # random flips of the training images
+    select_best: bool = True  # keep the step with the best validation mean SRCC (else the last step)
+
+    def __post_init__(self) -> None:
+        for key in ("max_steps", "batch_size", "grad_accum", "eval_batch_size"):
+            _check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1", getattr(self, key))
+        _check(self.lr > 0, "train.lr", "must be > 0", self.lr)
+        _check(0 <= self.warmup_steps, "train.warmup_steps", "must be >= 0", self.warmup_steps)
+        _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be > 0", self.max_grad_norm)
+        _check(self.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision", "must be no, bf16 or fp16", self.mixed_precision)
+        _check(self.eval_every >= 1, "train.eval_every", "must be >= 1", self.eval_every)
+        _check(self.save_every >= 0, "train.save_every", "must be >= 0", self.save_every)
+
+
+@dataclass
+class Config:
+    """One experiment. ``base`` is a BLIP checkpoint name/path, or ``embedded`` for the project's own."""
+
+    output_dir: str = "runs/ct_ss_lora"
+    seed: int = 0
+    protocol: str = "ss"
+    base: str = "embedded"
+    resume: str = "none"  # none | auto | PATH of a save_state checkpoint
+    tracking: str = "none"  # none | wandb | tensorboard ... (anything Accelerate's log_with accepts)
+    data: DataConfig = field(default_factory=DataConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.protocol in PROTOCOLS, "protocol", f"must be one of {PROTOCOLS}", self.protocol)
+        _check(bool(str(self.output_dir)), "output_dir", "must not be empty", self.output_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-safe dict of every resolved value."""
+        return _plain(dataclasses.asdict(self))
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Build a Config from a recipe YAML (optional) and ``key=value`` overrides, validated."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise LoraIqaError(f"{path}: recipe not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise LoraIqaError(f"{path}: cannot read recipe ({e})") from None
+        except yaml.YAMLError as e:
+            raise LoraIqaError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise LoraIqaError(f"{path}: a recipe must be a mapping of keys to values")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LoraIqaError(f"override '{item}': expected key=value")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+    try:
+        return _build(Config, raw, "")
+    except LoraIqaError as e:
+        raise LoraIqaError(f"{path}: {e}" if path else str(e)) from None
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Rebuild a Config from ``Config.to_dict()`` output (e.g. the one saved in lora_iqa.json)."""
+    return _build(Config, raw, "")
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise LoraIqaError(f"unknown key '{prefix}{key}' (known: {', '.join(known)})")
+    kwargs = {}
+    for name, f in known.items():
+        if name not in raw:
+            continue
+        value = raw[name]
+        sub = _SECTIONS.get(name) if not prefix else None
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise LoraIqaError(f"key '{name}' must be a mapping")
+            value = _build(sub, value, f"{name}.")
+        else:
+            value = _coerce(value, f.type, f"{prefix}{name}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except LoraIqaError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise LoraIqaError(f"{prefix.rstrip('.') or 'config'}: {e}") from None
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    ann = str(annotation)
+    try:
+        if value is None:
+            if "None" in ann:
+                return None
+            raise ValueError("must not be empty")
+        if ann.startswith("tuple"):
+            return tuple(value) if isinstance(value, (list, tuple)) else tuple(str(value).split(","))
+        if ann.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            raise ValueError(f"must be true or false, got {value!r}")
+        if ann.startswith("int"):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError(f"must be an integer, got {value!r}")
+            return int(float(value))
+        if ann.startswith("float"):
+            return float(value)
+        if ann.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError) as e:
+        msg = str(e) if "must" in str(e) else f"has the wrong type ({value!r})"
+        raise LoraIqaError(f"key '{key}' {msg}") from None
+    return value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise LoraIqaError(f"override '{key}': '{p}' is not a section")
+    node[leaf] = value
+
+
+def _check(ok: bool, key: str, what: str, value: Any) -> None:
+    if not ok:
+        raise LoraIqaError(f"key '{key}' {what}, got {value!r}")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+_SECTIONS = {"data": DataConfig, "adapter": AdapterConfig, "train": TrainConfig}

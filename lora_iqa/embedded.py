@@ -1,0 +1,96 @@
+"""The embedded default base: a tiny BLIP captioner the project pre-trains itself, cached offline.
+
+``resolve_base("embedded")`` returns the path of the cached ``save_pretrained`` directory, building
+it on first use: synthesize a pre-training corpus (its own seed), build a tiny BLIP from a config
+with an offline tokenizer, and train it with the project's own loop and recipe
+(``resources/embedded_base.yaml``) on content/acquisition captions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from lora_iqa.config import load_config
+from lora_iqa.data.manifest import read_manifest
+from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
+from lora_iqa.errors import atomic_path
+from lora_iqa.model import scratch_base
+from lora_iqa.template import LEVELS, Template, vocabulary
+from lora_iqa import train
+
+EMBEDDED = "embedded"
+VERSION = "v1"
+CORPUS = SynthCTConfig(n=480, size=128, seed=90210, per_content=8)
+QUINTILES = ("very low", "low", "medium", "high", "very high")
+NUMERIC = ("views", "dose", "blur", "lesion_hu")
+WORDS = ["body", "shepp", "logan", "phantom", "views", "kernel", "ramp", "cosine", "hamming", "hann",
+         "dose", "blur", "lesion", "very", "low", "medium", "high"]
+
+
+def cache_dir() -> Path:
+    """``$LORA_IQA_CACHE_DIR`` or the user cache dir."""
+    return Path(os.environ.get("LORA_IQA_CACHE_DIR") or platformdirs.user_cache_dir("lora_iqa"))
+
+
+def embedded_path() -> Path:
+    """Where the embedded base lives (built or not)."""
+    return cache_dir() / f"embedded-base-{VERSION}"
+
+
+def resolve_base(name: str, progress: bool = True) -> str:
+    """``embedded`` -> the cached base's path (built on first use); anything else unchanged."""
+    return str(ensure_embedded(progress=progress)) if name == EMBEDDED else name
+
+
+def ensure_embedded(progress: bool = True, rebuild: bool = False) -> Path:
+    """The cached embedded base directory, pre-training it first if it is missing."""
+    path = embedded_path()
+    if (path / "lora_iqa.json").exists() and not rebuild:
+        return path
+    with tempfile.TemporaryDirectory(prefix="lora_iqa_pretrain_") as tmp:
+        manifest = synth_ct(Path(tmp) / "corpus", CORPUS, progress=progress)
+        with atomic_path(path) as out:
+            cfg = load_config(resources.files("lora_iqa") / "resources" / "embedded_base.yaml",
+                              [f"output_dir={out}", f"data.manifest={manifest}"])
+            base = scratch_base(vocabulary(cfg.data.dimensions) + WORDS, seed=cfg.seed)
+            train.run(cfg, base=base, caption_fn=pretrain_captioner(manifest), progress=progress)
+    return path
+
+
+def pretrain_captioner(manifest_path: Path):
+    """Caption function for pre-training: content + acquisition words, then random-level template text."""
+    m = read_manifest(manifest_path)
+    edges = {k: np.quantile([abs(float(it.extra[k])) for it in m.items], [0.2, 0.4, 0.6, 0.8]) for k in NUMERIC}
+    template = Template()
+
+    def word(key: str, value: str) -> str:
+        return QUINTILES[int(np.searchsorted(edges[key], abs(float(value)), side="right"))]
+
+    def caption(sample, rng: np.random.Generator) -> str:
+        x = sample.item.extra
+        kind = "shepp logan" if sample.item.content.startswith("sl") else "body"
+        acq = (f"{kind} phantom. {word('views', x['views'])} views, {x['kernel'].replace('-', ' ')} kernel, "
+               f"{word('dose', x['dose'])} dose, {word('blur', x['blur'])} blur, "
+               f"{word('lesion_hu', x['lesion_hu'])} lesion contrast.")
+        random_levels = {d: int(rng.integers(len(LEVELS))) for d in template.dimensions}
+        return f"{acq} {template.render(random_levels)}"
+
+    return caption
+
+
+def main() -> None:
+    """``python -m lora_iqa.embedded [--rebuild]``: build (or rebuild) the cached embedded base."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--rebuild", action="store_true")
+    print(ensure_embedded(rebuild=ap.parse_args().rebuild))
+
+
+if __name__ == "__main__":
+    main()

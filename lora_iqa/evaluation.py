@@ -1,0 +1,49 @@
+"""Evaluate a captioner on protocol samples: predictions (logits or captions) -> metrics, every item kept."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from lora_iqa.data.protocols import Sample
+from lora_iqa.metrics import correlations
+from lora_iqa.predict import generate_captions, logit_scores
+from lora_iqa.template import Template
+
+METHODS = ("logits", "caption")
+
+
+def predict(model, processor, samples: Sequence[Sample], template: Template, method: str,
+            batch_size: int = 64) -> list[dict]:
+    """Per sample ``{"scores": {dim: float|None}, "caption": str}`` by ``logits`` or ``caption``."""
+    images = [s.images[0] for s in samples]
+    if method == "logits":
+        res = logit_scores(model, processor, images, template, batch_size=batch_size)
+        return [{"scores": r["scores"], "caption": template.render({d: max(range(5), key=lambda k: r["probs"][d][k])
+                                                                    for d in template.dimensions})} for r in res]
+    if method == "caption":
+        caps = generate_captions(model, processor, images, batch_size=batch_size)
+        return [{"scores": {d: (None if v is None else float(v)) for d, v in template.parse(c).items()},
+                 "caption": c} for c in caps]
+    raise ValueError(f"unknown scoring method '{method}' (expected one of {METHODS})")
+
+
+def evaluate(model, processor, samples: Sequence[Sample], template: Template, split: str = "test",
+             method: str = "logits", batch_size: int = 64) -> dict:
+    """The ``eval --out`` object: protocol, split, n, method, metrics per dimension, and every item."""
+    preds = predict(model, processor, samples, template, method, batch_size=batch_size)
+    items = [{"images": [str(p) for p in (s.item.image,)], "content": s.item.content,
+              "true": dict(s.labels), "pred": p["scores"], "caption": p["caption"]}
+             for s, p in zip(samples, preds)]
+    return {"protocol": "ss", "split": split, "n": len(items), "method": method,
+            "metrics": metrics_of(items, template.dimensions), "items": items}
+
+
+def metrics_of(items: Sequence[dict], dimensions: Sequence[str]) -> dict[str, dict]:
+    """Per-dimension correlations over the items whose prediction is present (``missing`` counts the rest)."""
+    out = {}
+    for d in dimensions:
+        pairs = [(it["pred"][d], it["true"][d]) for it in items if it["pred"].get(d) is not None]
+        m = correlations([p for p, _ in pairs], [t for _, t in pairs])
+        m["missing"] = len(items) - len(pairs)
+        out[d] = m
+    return out

@@ -1,0 +1,238 @@
+"""The base captioner (BLIP), its processor and tokenizer, and LoRA / full fine-tuning attachment.
+
+* ``load_base(name_or_path)``: any ``BlipForConditionalGeneration`` checkpoint by hub name or local
+  path, or ``scratch`` for a tiny randomly initialised BLIP with an offline tokenizer (the starting
+  point of the embedded base, see ``lora_iqa.embedded``).
+* ``attach(model, adapter_cfg)``: peft LoRA on the ViT attention and/or the BERT cross-attention, or
+  full fine-tuning, with every part switchable frozen / lora / full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import (
+    BertTokenizerFast,
+    BlipConfig,
+    BlipForConditionalGeneration,
+    BlipProcessor,
+)
+
+from lora_iqa.config import AdapterConfig
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.template import LEVELS
+
+SCRATCH = "scratch"
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+
+# peft target-module regexes (names inside BlipForConditionalGeneration)
+VISION_QKV = r"vision_model\.encoder\.layers\.\d+\.self_attn\.qkv"
+VISION_PROJ = r"vision_model\.encoder\.layers\.\d+\.self_attn\.projection"
+CROSS_QKV = r"text_decoder\.bert\.encoder\.layer\.\d+\.crossattention\.self\.(query|key|value)"
+CROSS_OUT = r"text_decoder\.bert\.encoder\.layer\.\d+\.crossattention\.output\.dense"
+TEXT_SELF = r"text_decoder\.bert\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+
+
+def build_tokenizer(words: Sequence[str]) -> BertTokenizerFast:
+    """An offline WordPiece tokenizer: BLIP's special tokens, ``words`` whole, and letters/digits as pieces."""
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    punct = list(".,:;!?-()/'\"%+")
+    vocab = list(dict.fromkeys(SPECIAL + punct + chars + [f"##{c}" for c in chars] + sorted(words)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vocab.txt"
+        path.write_text("\n".join(vocab) + "\n")
+        tok = BertTokenizerFast(str(path), do_lower_case=True, model_max_length=96)  # vocab file: positional in v4 and v5
+    tok.add_special_tokens({"bos_token": "[DEC]"})
+    return tok
+
+
+def tiny_config(vocab_size: int, tokenizer: BertTokenizerFast, image_size: int = 128, patch: int = 16,
+                hidden: int = 128, vision_layers: int = 4, text_layers: int = 3, heads: int = 4) -> BlipConfig:
+    """A small BLIP config of the real classes. initializer_range is 0.02 (BLIP's vision default,
+    1e-10, gives a tower that never learns)."""
+    ids = tokenizer.convert_tokens_to_ids
+    return BlipConfig(
+        vision_config=dict(hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=vision_layers,
+                           num_attention_heads=heads, image_size=image_size, patch_size=patch,
+                           initializer_range=0.02),
+        text_config=dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=text_layers, num_attention_heads=heads, encoder_hidden_size=hidden,
+                         max_position_embeddings=96, bos_token_id=ids("[DEC]"), pad_token_id=ids("[PAD]"),
+                         sep_token_id=ids("[SEP]"), eos_token_id=ids("[SEP]"), initializer_range=0.02),
+        projection_dim=hidden,
+    )
+
+
+def scratch_base(words: Sequence[str], seed: int = 0, **geometry: int) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
+    """A tiny, randomly initialised BLIP captioner with an offline tokenizer covering ``words``."""
+    from transformers import BlipImageProcessor
+
+    tok = build_tokenizer(words)
+    cfg = tiny_config(len(tok), tok, **geometry)
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(cfg)
+    size = cfg.vision_config.image_size
+    image_processor = BlipImageProcessor(size={"height": size, "width": size})
+    return model, BlipProcessor(image_processor=image_processor, tokenizer=tok)
+
+
+def load_base(name_or_path: str) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
+    """Load a BLIP captioner and its processor by hub name or local path (offline when it is local)."""
+    try:
+        model = BlipForConditionalGeneration.from_pretrained(name_or_path)
+        processor = BlipProcessor.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise LoraIqaError(f"{name_or_path}: cannot load a BLIP captioner ({str(e).splitlines()[0]})") from None
+    check_level_words(processor.tokenizer)
+    model.eval()
+    return model, processor
+
+
+def check_level_words(tokenizer) -> list[int]:
+    """Token ids of the level words; each must be one token for logit scoring."""
+    ids = []
+    for word in LEVELS:
+        toks = tokenizer.tokenize(word)
+        if len(toks) != 1:
+            raise LoraIqaError(f"tokenizer: level word '{word}' is not a single token ({toks})")
+        ids.append(tokenizer.convert_tokens_to_ids(toks[0]))
+    return ids
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over the base weights (names, shapes, bytes): identifies the exact base an adapter needs."""
+    h = hashlib.sha256()
+    for name, t in sorted(_base_state(model).items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _base_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Base-weight tensors, with peft's wrapping and LoRA tensors removed, and tied weights once."""
+    state, seen = {}, set()
+    for name, t in model.state_dict().items():
+        if "lora_" in name or "modules_to_save" in name:
+            continue
+        name = name.replace("base_model.model.", "").replace(".base_layer", "")
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        state[name] = t
+    return state
+
+
+def target_modules(adapter: AdapterConfig) -> str:
+    """One peft ``target_modules`` regex for the parts set to ``lora``."""
+    modes = adapter.part_modes()
+    pats = []
+    if modes["vision"] == "lora":
+        pats += [VISION_QKV] + ([VISION_PROJ] if adapter.vision_projection else [])
+    if modes["cross"] == "lora":
+        pats += [CROSS_QKV] + ([CROSS_OUT] if adapter.cross_output else [])
+    if modes["text"] == "lora":
+        pats.append(TEXT_SELF)
+    return rf"^(?:base_model\.model\.)?(?:{'|'.join(pats)})$"
+
+
+def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: str = "default"):
+    """Make the parts trainable as ``adapter`` says; returns a PeftModel for LoRA, the model for full."""
+    modes = adapter.part_modes()
+    if adapter.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lcfg = LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+                      target_modules=target_modules(adapter), use_rslora=adapter.use_rslora,
+                      use_dora=adapter.use_dora, bias="none")
+    peft_model = get_peft_model(model, lcfg, adapter_name=name)
+    # peft freezes everything else; a part switched to `full` trains its base weights too
+    for pname, p in peft_model.named_parameters():
+        if "lora_" not in pname and _part_of(pname) in [k for k, v in modes.items() if v == "full"]:
+            p.requires_grad_(True)
+    return peft_model
+
+
+def _part_of(name: str) -> str:
+    if "vision_model" in name:
+        return "vision"
+    if "crossattention" in name:
+        return "cross"
+    return "text"
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts, tied weights counted once."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if p.data_ptr() in seen:
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor) -> torch.Tensor:
+    """Float [0,1] images (H,W) or (H,W,3) -> normalised (B,3,S,S) tensors at the processor's size/mean/std.
+
+    Done in torch (bicubic, antialiased) rather than through PIL so 16-bit and HU-windowed data keep
+    their full precision.
+    """
+    ip = processor.image_processor
+    size = int(ip.size["height"]) if "height" in ip.size else int(ip.size["shortest_edge"])
+    mean = torch.tensor(ip.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
+    out = []
+    for img in images:
+        t = torch.as_tensor(np.asarray(img, dtype=np.float32))
+        t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
+        t = t.unsqueeze(0)
+        if t.shape[-2:] != (size, size):
+            t = F.interpolate(t, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        out.append(t.clamp(0, 1))
+    return (torch.cat(out) - mean) / std
+
+
+def read_meta(adapter_dir: str | Path) -> dict:
+    """The ``lora_iqa.json`` of an adapter (or full fine-tune) directory."""
+    path = Path(adapter_dir) / "lora_iqa.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LoraIqaError(f"{path}: not found (is {adapter_dir} a lora_iqa adapter directory?)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise LoraIqaError(f"{path}: unreadable ({e})") from None
+
+
+def load_trained(adapter_dir: str | Path, base: str | None = None):
+    """Load an adapter directory onto its base (or a full fine-tune directory): (model, processor, meta).
+
+    Refuses an adapter whose base fingerprint differs from the base it is loaded onto.
+    """
+    adapter_dir = Path(adapter_dir)
+    meta = read_meta(adapter_dir)
+    if (adapter_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base_name = base or meta["base"]["name_or_path"]
+        model, processor = load_base(base_name)
+        fp = fingerprint(model)
+        if fp != meta["base"]["fingerprint"]:
+            raise LoraIqaError(f"{adapter_dir}: adapter was trained on base {meta['base']['fingerprint']}, "
+                               f"but {base_name} is {fp}")
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    else:
+        model, processor = load_base(str(adapter_dir))
+    model.eval()
+    return model, processor, meta

@@ -1,0 +1,231 @@
+"""One Accelerate training loop for LoRA and full fine-tuning.
+
+Warmup + cosine schedule, gradient clipping, accumulation, fp32/bf16, validation with best-step
+selection, ``save_state`` checkpoints every N steps, and the DESIGN.md adapter directory at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from lora_iqa import __version__
+from lora_iqa.config import Config
+from lora_iqa.data.manifest import read_manifest
+from lora_iqa.data.protocols import Sample, ss_samples
+from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
+from lora_iqa.evaluation import evaluate
+from lora_iqa.model import attach, count_params, fingerprint, load_base, pixel_values
+from lora_iqa.template import TEMPLATE_VERSION, Template
+
+CaptionFn = Callable[[Sample, np.random.Generator], str]
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the saved directory and its cost figures."""
+
+    dir: Path
+    trainable_params: int
+    total_params: int
+    train_seconds: float
+    samples_per_s: float
+    best_step: int
+    metrics: dict
+
+
+def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: bool = True) -> TrainResult:
+    """Train ``cfg`` and save its adapter (or full model) directory at ``cfg.output_dir``.
+
+    ``base`` may be a preloaded ``(model, processor)``; otherwise ``cfg.base`` is loaded.
+    ``caption_fn`` overrides the quality template as the caption source (used to pre-train a base).
+    """
+    tc = cfg.train
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
+                              log_with=None if cfg.tracking == "none" else cfg.tracking,
+                              project_dir=str(out))
+    set_seed(cfg.seed)
+    model, processor = base if base is not None else load_base(cfg.base)
+    base_name = getattr(model.config, "_name_or_path", "") or cfg.base
+    base_fp = fingerprint(model)
+    model = attach(model, cfg.adapter)
+    trainable, total = count_params(model)
+    accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
+
+    template = Template(tuple(cfg.data.dimensions))
+    if cfg.data.manifest is None:
+        raise LoraIqaError("key 'data.manifest' is required for training")
+    with accelerator.main_process_first():
+        manifest = read_manifest(cfg.data.manifest, cfg.data.dimensions)
+    train_s = ss_samples(manifest.split("train"), template.dimensions, cfg.data.window, progress and accelerator.is_main_process)
+    val_s = ss_samples(manifest.split("val"), template.dimensions, cfg.data.window)
+    if not train_s or not val_s:
+        raise LoraIqaError(f"{manifest.path}: needs rows in both the train and val splits")
+
+    rng = np.random.default_rng(cfg.seed)
+    caption = caption_fn or (lambda s, _rng: template.render(s.labels))
+    tok = processor.tokenizer
+    bos = model.config.text_config.bos_token_id
+
+    def collate(batch: list[Sample]) -> dict[str, torch.Tensor]:
+        imgs = [s.images[0] for s in batch]
+        if tc.augment:
+            imgs = [np.ascontiguousarray(im[:, ::-1]) if rng.random() < 0.5 else im for im in imgs]
+        enc = tok([caption(s, rng) for s in batch], padding=True, truncation=True, return_tensors="pt")
+        ids = enc.input_ids.clone()
+        ids[:, 0] = bos  # BLIP's decoder starts from [DEC], not [CLS]
+        labels = ids.masked_fill(enc.attention_mask == 0, -100)
+        return {"pixel_values": pixel_values(imgs, processor), "input_ids": ids,
+                "attention_mask": enc.attention_mask, "labels": labels}
+
+    loader = DataLoader(train_s, batch_size=tc.batch_size, shuffle=True, drop_last=len(train_s) > tc.batch_size,
+                        collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if cfg.tracking != "none":
+        accelerator.init_trackers(out.name, config=cfg.to_dict())
+
+    step, best = 0, {"score": -math.inf, "step": 0, "metrics": {}, "state": None}
+    seen, t0 = 0, time.perf_counter()
+    bar = tqdm(total=tc.max_steps, desc=f"train {cfg.adapter.method}", unit="step",
+               disable=not (progress and accelerator.is_local_main_process))
+    while step < tc.max_steps:
+        for batch in loader:
+            model.train()
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, tc.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            seen += batch["pixel_values"].shape[0] * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            rate = seen / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{rate:.1f}")
+            bar.update(1)
+            accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=step)
+            if step % tc.eval_every == 0 or step == tc.max_steps:
+                m = _validate(accelerator, model, processor, val_s, template, tc.eval_batch_size)
+                score = float(np.mean([v["srcc"] if v["srcc"] is not None else -1 for v in m.values()]))
+                accelerator.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()}, step=step)
+                bar.write(f"step {step}: val mean SRCC {score:.3f} (overall {m[template.dimensions[-1]]['srcc']})")
+                if score > best["score"] or not tc.select_best:
+                    best = {"score": score, "step": step, "metrics": m, "state": _trainable_state(model, accelerator)}
+            if tc.save_every and step % tc.save_every == 0:
+                _save_checkpoint(accelerator, out, step)
+            if step >= tc.max_steps:
+                break
+    bar.close()
+    seconds = time.perf_counter() - t0
+    unwrapped = accelerator.unwrap_model(model)
+    if best["state"] is not None:
+        unwrapped.load_state_dict(best["state"], strict=False)
+    meta = {"protocol": cfg.protocol, "dimensions": list(template.dimensions), "template_version": TEMPLATE_VERSION,
+            "base": {"name_or_path": str(base_name), "fingerprint": base_fp}, "config": cfg.to_dict(),
+            "num_processes": accelerator.num_processes, "step": best["step"],
+            "metrics": {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in best["metrics"].items()},
+            "lora_iqa_version": __version__}
+    if accelerator.is_main_process:
+        save_trained(unwrapped, processor, out, meta)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(out, trainable, total, seconds, seen / seconds, best["step"], meta["metrics"])
+
+
+def _validate(accelerator, model, processor, samples, template, batch_size) -> dict:
+    model.eval()
+    res = evaluate(accelerator.unwrap_model(model), processor, samples, template, split="val",
+                   method="logits", batch_size=batch_size)
+    return res["metrics"]
+
+
+def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
+    unwrapped = accelerator.unwrap_model(model)
+    names = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+    return {n: t.detach().clone() for n, t in unwrapped.state_dict().items() if n in names}
+
+
+def _save_checkpoint(accelerator: Accelerator, out: Path, step: int) -> None:
+    """``save_state`` into a temporary folder, renamed into place: the last good checkpoint survives a crash."""
+    final = out / "checkpoints" / f"step_{step:07d}"
+    with atomic_path(final) as tmp:
+        accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        for old in sorted((out / "checkpoints").glob("step_*"))[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_trained(model, processor, out: Path, meta: dict) -> None:
+    """Write the adapter (or full model) directory: weights first, ``lora_iqa.json`` last, each atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / ".save") as tmp:
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(str(tmp))
+        else:
+            model.save_pretrained(str(tmp))
+            processor.save_pretrained(str(tmp))
+        (tmp / "README.md").write_text(model_card(meta))
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    atomic_write_text(out / "lora_iqa.json", json.dumps(meta, indent=2))
+
+
+def model_card(meta: dict) -> str:
+    """A model card: base, protocol, dimensions, template, training config, metrics, how to load."""
+    cfg, base = meta["config"], meta["base"]["name_or_path"]
+    rows = "\n".join(f"| {d} | " + " | ".join("—" if m[k] is None else f"{m[k]:.3f}" for k in ("srcc", "plcc", "krcc", "rmse")) + " |"
+                     for d, m in meta["metrics"].items())
+    kind = "LoRA adapter" if cfg["adapter"]["method"] == "lora" else "fully fine-tuned model"
+    load = (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
+            f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
+            f"model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")") if kind.startswith("LoRA") else \
+        "from transformers import BlipForConditionalGeneration\nmodel = BlipForConditionalGeneration.from_pretrained(\"PATH_OR_REPO_ID\")"
+    return f"""---
+base_model: {base}
+library_name: {"peft" if kind.startswith("LoRA") else "transformers"}
+tags: [lora_iqa, image-quality-assessment, blip, lora]
+---
+# lora_iqa {kind}: protocol `{meta['protocol']}`
+
+Image-quality captioner ({kind}) trained with lora_iqa {meta.get('lora_iqa_version', '')}.
+
+- base: `{base}` (fingerprint `{meta['base']['fingerprint']}`)
+- protocol: `{meta['protocol']}`; dimensions: {', '.join(meta['dimensions'])} (0–4, higher is better)
+- template: `{meta['template_version']}`
+- data: `{cfg['data']['manifest']}` (if it was made by `lora-iqa synth`, its images and labels are SYNTHETIC)
+- training: {cfg['train']['max_steps']} steps, batch {cfg['train']['batch_size']}, lr {cfg['train']['lr']}, adapter {cfg['adapter']}
+- selected step: {meta['step']}
+
+## Validation metrics (logit scoring, at the selected step)
+
+| dimension | SRCC | PLCC | KRCC | RMSE |
+|---|---|---|---|---|
+{rows}
+
+## Load
+
+```python
+{load}
+```
+"""

@@ -1,0 +1,50 @@
+import pytest
+
+from lora_iqa.config import Config, config_from_dict, load_config
+from lora_iqa.errors import LoraIqaError
+
+
+def test_overrides_and_round_trip(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("output_dir: runs/x\nadapter:\n  r: 4\ntrain:\n  lr: 1.0e-3\n")
+    cfg = load_config(recipe, ["train.max_steps=7", "adapter.targets=[vision]", "seed=3"])
+    assert (cfg.adapter.r, cfg.train.lr, cfg.train.max_steps, cfg.seed) == (4, 1e-3, 7, 3)
+    assert cfg.adapter.targets == ("vision",)
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_part_modes():
+    cfg = load_config(None, ["adapter.method=full"])
+    assert cfg.adapter.part_modes() == {"vision": "full", "cross": "full", "text": "full"}
+    cfg = load_config(None, ["adapter.targets=[cross]", "adapter.text=full"])
+    assert cfg.adapter.part_modes() == {"vision": "frozen", "cross": "lora", "text": "full"}
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train.lr=-1"], "train.lr"),
+    (["train.max_steps=abc"], "train.max_steps"),
+    (["adapter.method=prefix"], "adapter.method"),
+    (["adapter.targets=[vision, ffn]"], "adapter.targets"),
+    (["nonsense=1"], "nonsense"),
+    (["train.nonsense=1"], "train.nonsense"),
+    (["protocol=zz"], "protocol"),
+    (["adapter.augment=true"], "adapter.augment"),
+    (["train"], "train"),
+])
+def test_bad_values_name_the_key(overrides, key):
+    with pytest.raises(LoraIqaError, match=key.replace(".", r"\.")) as e:
+        load_config(None, overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_recipe_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(LoraIqaError, match="bad.yaml"):
+        load_config(bad)
+    with pytest.raises(LoraIqaError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_defaults_validate():
+    assert Config().adapter.part_modes()["text"] == "frozen"
