@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lora-iqa`` console script."""
     args = _parser().parse_args(argv)
     if not args.debug:
-        warnings.filterwarnings("ignore")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        _quiet()
     try:
         return _COMMANDS[args.cmd](args) or 0
     except LoraIqaError as e:
@@ -69,6 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lora-iqa: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet() -> None:
+    """Keep stderr for our own one-line errors: no library warnings, log records or loading bars."""
+    import logging
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar
+    for name in ("bitsandbytes", "peft", "transformers", "accelerate"):  # e.g. bitsandbytes' CPU-kernel notice
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:  # already imported (in-process use): its bar flag is read at import
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def _demo(args) -> None:
@@ -101,15 +115,16 @@ def _eval(args) -> None:
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.protocols import ss_samples
     from lora_iqa.evaluation import evaluate
-    from lora_iqa.model import load_trained
+    from lora_iqa.model import load_trained, read_meta
     from lora_iqa.template import Template
 
-    model, processor, meta = load_trained(args.adapter)
+    meta = read_meta(args.adapter)  # inputs are checked before the model is loaded
     template = Template(tuple(meta["dimensions"]))
     manifest = read_manifest(args.data, template.dimensions)
     samples = ss_samples(manifest.split(args.split), template.dimensions, meta["config"]["data"]["window"], progress=True)
     if not samples:
         raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'")
+    model, processor, meta = load_trained(args.adapter)
     methods = ("logits", "caption") if args.method == "both" else (args.method,)
     results = {m: evaluate(model, processor, samples, template, args.split, m) for m in methods}
     out = dict(results[methods[0]])

@@ -63,6 +63,8 @@ class AdapterConfig:
         _check(self.text in PART_MODES, "adapter.text", f"must be one of {PART_MODES}", self.text)
         if self.method == "lora":
             _check(bool(self.targets) or self.text == "lora", "adapter.targets", "LoRA needs a target", [])
+            # an adapter directory holds LoRA tensors only: fully trained base weights would be lost
+            _check(self.text != "full", "adapter.text", "cannot be 'full' with adapter.method=lora (use method=full)", self.text)
 
     def part_modes(self) -> dict[str, str]:
         """Mode of each part: frozen, lora or full. Full fine-tuning is every part ``full``."""
@@ -88,7 +90,7 @@ class TrainConfig:
     eval_every: int = 50
     save_every: int = 100  # save_state checkpoints; 0 disables
     eval_batch_size: int = 64
-    augment: bool = True  # random flips of the training images
+    augment: bool = True  # random flips / 90-degree rotations of the training images
     select_best: bool = True  # keep the step with the best validation mean SRCC (else the last step)
 
     def __post_init__(self) -> None:

@@ -14,18 +14,18 @@ from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import ss_samples
 from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
 from lora_iqa.embedded import ensure_embedded
-from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
+from lora_iqa.errors import atomic_path, atomic_write_text
 from lora_iqa.evaluation import METHODS, evaluate
 from lora_iqa.model import count_params, load_base, load_trained
 from lora_iqa.template import Template
 from lora_iqa.train import run
 
-DATA = SynthCTConfig(n=480, size=128, seed=0, per_content=8)
-QUICK_DATA = SynthCTConfig(n=160, size=128, seed=0, per_content=8)
+DATA = SynthCTConfig(n=960, size=96, seed=0, per_content=8)
+QUICK_DATA = SynthCTConfig(n=160, size=96, seed=0, per_content=8)
 # One budget for both methods (steps x batch); the learning rate is each method's own.
 BUDGET = ["train.max_steps=300", "train.batch_size=32", "train.warmup_steps=30", "train.eval_every=50"]
 QUICK_BUDGET = ["train.max_steps=40", "train.batch_size=16", "train.warmup_steps=5", "train.eval_every=20"]
-METHOD_OVERRIDES = {"lora": ["adapter.method=lora", "train.lr=1e-3"], "full": ["adapter.method=full", "train.lr=3e-4"]}
+METHOD_OVERRIDES = {"lora": ["adapter.method=lora", "train.lr=2e-3"], "full": ["adapter.method=full", "train.lr=1e-3"]}
 
 
 def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:

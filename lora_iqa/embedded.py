@@ -27,11 +27,11 @@ from lora_iqa import train
 
 EMBEDDED = "embedded"
 VERSION = "v1"
-CORPUS = SynthCTConfig(n=480, size=128, seed=90210, per_content=8)
-QUINTILES = ("very low", "low", "medium", "high", "very high")
+CORPUS = SynthCTConfig(n=480, size=96, seed=90210, per_content=8)
 NUMERIC = ("views", "dose", "blur", "lesion_hu")
-WORDS = ["body", "shepp", "logan", "phantom", "views", "kernel", "ramp", "cosine", "hamming", "hann",
-         "dose", "blur", "lesion", "very", "low", "medium", "high"]
+PRETRAIN_ATTRIBUTES = ("dose", "views", "kernel", "blur", "lesion")
+KERNEL_SHARPNESS = ("hann", "hamming", "cosine", "shepp-logan", "ramp")  # smoothest .. sharpest
+WORDS = list(PRETRAIN_ATTRIBUTES)
 
 
 def cache_dir() -> Path:
@@ -65,22 +65,28 @@ def ensure_embedded(progress: bool = True, rebuild: bool = False) -> Path:
 
 
 def pretrain_captioner(manifest_path: Path):
-    """Caption function for pre-training: content + acquisition words, then random-level template text."""
-    m = read_manifest(manifest_path)
-    edges = {k: np.quantile([abs(float(it.extra[k])) for it in m.items], [0.2, 0.4, 0.6, 0.8]) for k in NUMERIC}
-    template = Template()
+    """Caption function for pre-training: the acquisition protocol in the template's own grammar.
 
-    def word(key: str, value: str) -> str:
-        return QUINTILES[int(np.searchsorted(edges[key], abs(float(value)), side="right"))]
+    ``dose is good. views is fair. kernel is excellent. blur is poor. lesion is bad.`` -- each
+    attribute's level is its quintile in the corpus, oriented so that higher means a better image
+    (more dose, more views, a sharper kernel, less blur, more lesion contrast). The base thus learns
+    to answer "<attribute> is <level>" about an image; the quality dimensions, the rater and its
+    overall rule are never shown.
+    """
+    m = read_manifest(manifest_path, Template().dimensions)
+    edges = {k: np.quantile([float(it.extra[k]) for it in m.items], [0.2, 0.4, 0.6, 0.8]) for k in NUMERIC}
+    template = Template(PRETRAIN_ATTRIBUTES)
+
+    def level(key: str, value: str) -> int:
+        q = int(np.searchsorted(edges[key], float(value), side="right"))
+        return len(LEVELS) - 1 - q if key == "blur" else q
 
     def caption(sample, rng: np.random.Generator) -> str:
         x = sample.item.extra
-        kind = "shepp logan" if sample.item.content.startswith("sl") else "body"
-        acq = (f"{kind} phantom. {word('views', x['views'])} views, {x['kernel'].replace('-', ' ')} kernel, "
-               f"{word('dose', x['dose'])} dose, {word('blur', x['blur'])} blur, "
-               f"{word('lesion_hu', x['lesion_hu'])} lesion contrast.")
-        random_levels = {d: int(rng.integers(len(LEVELS))) for d in template.dimensions}
-        return f"{acq} {template.render(random_levels)}"
+        levels = {"dose": level("dose", x["dose"]), "views": level("views", x["views"]),
+                  "kernel": KERNEL_SHARPNESS.index(x["kernel"]), "blur": level("blur", x["blur"]),
+                  "lesion": level("lesion_hu", x["lesion_hu"])}
+        return template.render(levels)
 
     return caption
 

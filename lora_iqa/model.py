@@ -53,16 +53,17 @@ def build_tokenizer(words: Sequence[str]) -> BertTokenizerFast:
     return tok
 
 
-def tiny_config(vocab_size: int, tokenizer: BertTokenizerFast, image_size: int = 128, patch: int = 16,
-                hidden: int = 128, vision_layers: int = 4, text_layers: int = 3, heads: int = 4) -> BlipConfig:
+def tiny_config(vocab_size: int, tokenizer: BertTokenizerFast, image_size: int = 96, patch: int = 8,
+                hidden: int = 128, vision_layers: int = 4, text_layers: int = 3, heads: int = 4,
+                mlp_ratio: int = 2) -> BlipConfig:
     """A small BLIP config of the real classes. initializer_range is 0.02 (BLIP's vision default,
     1e-10, gives a tower that never learns)."""
     ids = tokenizer.convert_tokens_to_ids
     return BlipConfig(
-        vision_config=dict(hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=vision_layers,
+        vision_config=dict(hidden_size=hidden, intermediate_size=hidden * mlp_ratio, num_hidden_layers=vision_layers,
                            num_attention_heads=heads, image_size=image_size, patch_size=patch,
                            initializer_range=0.02),
-        text_config=dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
+        text_config=dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * mlp_ratio,
                          num_hidden_layers=text_layers, num_attention_heads=heads, encoder_hidden_size=hidden,
                          max_position_embeddings=96, bos_token_id=ids("[DEC]"), pad_token_id=ids("[PAD]"),
                          sep_token_id=ids("[SEP]"), eos_token_id=ids("[SEP]"), initializer_range=0.02),
@@ -183,7 +184,10 @@ def count_params(model: torch.nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor) -> torch.Tensor:
+GRAY_STRETCH = (1.0, 4.0, 16.0)  # contrast gains of the three channels made from one grayscale image
+
+
+def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor, gray: str = "windows") -> torch.Tensor:
     """Float [0,1] images (H,W) or (H,W,3) -> normalised (B,3,S,S) tensors at the processor's size/mean/std.
 
     Done in torch (bicubic, antialiased) rather than through PIL so 16-bit and HU-windowed data keep
@@ -196,12 +200,25 @@ def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor) -> torc
     out = []
     for img in images:
         t = torch.as_tensor(np.asarray(img, dtype=np.float32))
-        t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
+        if t.ndim == 2:
+            t = gray_channels(t) if gray == "windows" else t.unsqueeze(0).expand(3, -1, -1)
+        else:
+            t = t.permute(2, 0, 1)
         t = t.unsqueeze(0)
         if t.shape[-2:] != (size, size):
             t = F.interpolate(t, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         out.append(t.clamp(0, 1))
     return (torch.cat(out) - mean) / std
+
+
+def gray_channels(img: torch.Tensor) -> torch.Tensor:
+    """One grayscale image -> 3 channels at contrast gains 1, 4, 16 about mid-grey.
+
+    For CT windowed at W400/L40 these are the W400, W100 and W25 windows at L40: the multi-window
+    stack CT models commonly use, which makes noise, streaks and low-contrast lesions visible to
+    the ViT instead of wasting two of its three input channels on copies.
+    """
+    return torch.stack([((img - 0.5) * g + 0.5).clamp(0, 1) for g in GRAY_STRETCH])
 
 
 def read_meta(adapter_dir: str | Path) -> dict:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,9 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     """
     tc = cfg.train
     out = Path(cfg.output_dir)
+    if cfg.resume != "none":
+        raise LoraIqaError(f"key 'resume': '{cfg.resume}' is not supported yet (only 'none'); "
+                           "checkpoints are written by save_state every train.save_every steps")
     accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
                               log_with=None if cfg.tracking == "none" else cfg.tracking,
                               project_dir=str(out))
@@ -85,7 +89,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     def collate(batch: list[Sample]) -> dict[str, torch.Tensor]:
         imgs = [s.images[0] for s in batch]
         if tc.augment:
-            imgs = [np.ascontiguousarray(im[:, ::-1]) if rng.random() < 0.5 else im for im in imgs]
+            imgs = [_dihedral(im, rng) for im in imgs]
         enc = tok([caption(s, rng) for s in batch], padding=True, truncation=True, return_tensors="pt")
         ids = enc.input_ids.clone()
         ids[:, 0] = bos  # BLIP's decoder starts from [DEC], not [CLS]
@@ -153,6 +157,13 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     return TrainResult(out, trainable, total, seconds, seen / seconds, best["step"], meta["metrics"])
 
 
+def _dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random one of the 8 flips/rotations by 90 degrees: exact on the pixel grid, so noise,
+    streaks and blur keep their statistics (crops or resampling would change sharpness)."""
+    img = np.rot90(img, int(rng.integers(4)), axes=(0, 1))
+    return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)
+
+
 def _validate(accelerator, model, processor, samples, template, batch_size) -> dict:
     model.eval()
     res = evaluate(accelerator.unwrap_model(model), processor, samples, template, split="val",
@@ -179,7 +190,8 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, step: int) -> None:
 def save_trained(model, processor, out: Path, meta: dict) -> None:
     """Write the adapter (or full model) directory: weights first, ``lora_iqa.json`` last, each atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / ".save") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".save-", dir=out) as tmp_name:  # removed afterwards, even on error
+        tmp = Path(tmp_name)
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(tmp))
         else:
