@@ -21,7 +21,8 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
         return [{"scores": r["scores"], "caption": template.render({d: max(range(5), key=lambda k: r["probs"][d][k])
                                                                     for d in template.dimensions})} for r in res]
     if method == "caption":
-        caps = generate_captions(model, processor, images, batch_size=batch_size)
+        prompt = template.prefix(template.dimensions[0])
+        caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size)
         return [{"scores": {d: (None if v is None else float(v)) for d, v in template.parse(c).items()},
                  "caption": c} for c in caps]
     raise ValueError(f"unknown scoring method '{method}' (expected one of {METHODS})")

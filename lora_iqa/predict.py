@@ -55,14 +55,23 @@ def logit_scores(model, processor, images: Sequence[np.ndarray], template: Templ
 
 
 @torch.no_grad()
-def generate_captions(model, processor, images: Sequence[np.ndarray], batch_size: int = 64,
+def generate_captions(model, processor, images: Sequence[np.ndarray], prompt: str = "", batch_size: int = 64,
                       max_new_tokens: int = 48) -> list[str]:
-    """Greedy captions, decoded without special tokens."""
+    """Greedy captions, decoded without special tokens.
+
+    ``prompt`` (BLIP's conditional captioning, like "a picture of") starts every caption; the
+    template's fixed first words ("noise is") are the natural prompt. The returned text includes it.
+    """
     blip = _blip(model)
     device = next(blip.parameters()).device
+    tok = processor.tokenizer
     out: list[str] = []
     for start in range(0, len(images), batch_size):
         pix = pixel_values(images[start:start + batch_size], processor).to(device)
-        ids = blip.generate(pixel_values=pix, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
-        out.extend(t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
+        kwargs = {}
+        if prompt:
+            enc = tok([prompt] * pix.shape[0], return_tensors="pt")  # [CLS] prompt [SEP]; BLIP swaps in [DEC], drops [SEP]
+            kwargs = {"input_ids": enc.input_ids.to(device), "attention_mask": enc.attention_mask.to(device)}
+        ids = blip.generate(pixel_values=pix, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False, **kwargs)
+        out.extend(t.strip() for t in tok.batch_decode(ids, skip_special_tokens=True))
     return out
