@@ -145,8 +145,11 @@ def target_modules(adapter: AdapterConfig) -> str:
 
 
 def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: str = "default"):
-    """Make the parts trainable as ``adapter`` says; returns a PeftModel for LoRA, the model for full."""
-    modes = adapter.part_modes()
+    """Make the parts trainable as ``adapter`` says; returns a PeftModel for LoRA, the model for full.
+
+    (AdapterConfig refuses ``full`` parts with ``method=lora``: an adapter directory holds LoRA
+    tensors only, so fully trained base weights would be lost on save.)
+    """
     if adapter.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -156,20 +159,7 @@ def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: st
     lcfg = LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
                       target_modules=target_modules(adapter), use_rslora=adapter.use_rslora,
                       use_dora=adapter.use_dora, bias="none")
-    peft_model = get_peft_model(model, lcfg, adapter_name=name)
-    # peft freezes everything else; a part switched to `full` trains its base weights too
-    for pname, p in peft_model.named_parameters():
-        if "lora_" not in pname and _part_of(pname) in [k for k, v in modes.items() if v == "full"]:
-            p.requires_grad_(True)
-    return peft_model
-
-
-def _part_of(name: str) -> str:
-    if "vision_model" in name:
-        return "vision"
-    if "crossattention" in name:
-        return "cross"
-    return "text"
+    return get_peft_model(model, lcfg, adapter_name=name)  # peft freezes every base weight
 
 
 def count_params(model: torch.nn.Module) -> tuple[int, int]:

@@ -16,8 +16,10 @@ def test_overrides_and_round_trip(tmp_path):
 def test_part_modes():
     cfg = load_config(None, ["adapter.method=full"])
     assert cfg.adapter.part_modes() == {"vision": "full", "cross": "full", "text": "full"}
-    cfg = load_config(None, ["adapter.targets=[cross]", "adapter.text=full"])
-    assert cfg.adapter.part_modes() == {"vision": "frozen", "cross": "lora", "text": "full"}
+    cfg = load_config(None, ["adapter.targets=[cross]", "adapter.text=lora"])
+    assert cfg.adapter.part_modes() == {"vision": "frozen", "cross": "lora", "text": "lora"}
+    with pytest.raises(LoraIqaError, match="adapter.text"):
+        load_config(None, ["adapter.text=full"])  # LoRA adapters cannot carry fully trained weights
 
 
 @pytest.mark.parametrize("overrides, key", [

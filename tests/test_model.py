@@ -47,18 +47,16 @@ def test_lora_targets(kwargs, expected):
     assert len(trainable) == 2 * len(expected)
 
 
-def test_text_full_trains_text_decoder_weights():
+def test_text_lora_adapts_the_text_decoder_and_text_full_needs_method_full():
     model, _ = tiny_base()
-    peft_model = attach(model, AdapterConfig(text="full"))
-    params = dict(peft_model.named_parameters())
-    text = {n: p for n, p in params.items() if "text_decoder" in n and "crossattention" not in n and "lora_" not in n}
-    assert text and all(p.requires_grad for p in text.values())
-    # the vision tower and the cross-attention base weights stay frozen
-    frozen = [n for n, p in params.items() if "lora_" not in n and ("vision_model" in n or "crossattention" in n)]
-    assert frozen and not any(params[n].requires_grad for n in frozen)
-    # while text=frozen (the default) trains no text weight
-    default = attach(tiny_base()[0], AdapterConfig())
-    assert not any(p.requires_grad for n, p in default.named_parameters() if "lora_" not in n)
+    peft_model = attach(model, AdapterConfig(text="lora"))
+    names = [n for n, _ in peft_model.named_modules() if n.endswith("lora_A")]
+    text = [n for n in names if "text_decoder" in n and "crossattention" not in n]
+    assert any("attention.self.query" in n for n in text) and any("intermediate.dense" in n for n in text)
+    # no base weight trains: an adapter directory holds LoRA tensors only
+    assert not any(p.requires_grad for n, p in peft_model.named_parameters() if "lora_" not in n)
+    with pytest.raises(LoraIqaError, match="adapter.text"):
+        AdapterConfig(text="full")
 
 
 def test_full_method_trains_everything():
