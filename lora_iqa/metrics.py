@@ -19,7 +19,8 @@ HIGHER_IS_BETTER = {"srcc": True, "plcc": True, "plcc_raw": True, "krcc": True, 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """VQEG monotonic 4-parameter logistic: (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2."""
-    return (b1 - b2) / (1.0 + np.exp(-(x - b3) / (abs(b4) + 1e-12))) + b2
+    with np.errstate(over="ignore"):  # exp overflow -> inf -> the curve's asymptote, as intended
+        return (b1 - b2) / (1.0 + np.exp(-(x - b3) / (abs(b4) + 1e-12))) + b2
 
 
 def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

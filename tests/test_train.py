@@ -142,3 +142,26 @@ def test_full_fine_tune_dir(full_run):
     assert processor.image_processor.size["height"] == model.config.vision_config.image_size
     # the saved weights are the trained ones, not the scratch init
     assert fingerprint(model) != fingerprint(tiny_base(seed=0)[0])
+
+
+def test_checkpoints_accumulation_and_bf16(tmp_path, base_dir, manifest):
+    """save_state every N optimizer steps (the last two kept, none half-written), with gradient
+    accumulation and bf16 autocast on CPU; a resume request is refused with a one-line error."""
+    from lora_iqa.errors import LoraIqaError
+    from lora_iqa.model import load_base
+
+    out = tmp_path / "run"
+    cfg = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", f"base={base_dir}",
+                             "train.max_steps=6", "train.batch_size=8", "train.grad_accum=2", "train.lr=1e-2",
+                             "train.warmup_steps=1", "train.eval_every=3", "train.save_every=2",
+                             "train.mixed_precision=bf16"])
+    res = run(cfg, base=load_base(str(base_dir)), progress=False)
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == ["step_0000004", "step_0000006"]
+    for c in ckpts:
+        files = {p.name for p in (out / "checkpoints" / c).iterdir()}
+        assert any(f.startswith("optimizer") for f in files) and any("model" in f for f in files), files
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert res.best_step in (3, 6) and json.loads((out / "lora_iqa.json").read_text())["step"] == res.best_step
+    with pytest.raises(LoraIqaError, match="resume"):
+        run(load_config(None, [f"output_dir={tmp_path / 'r2'}", f"data.manifest={manifest}", "resume=auto"]))
