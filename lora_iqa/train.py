@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -60,6 +61,10 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     if cfg.resume != "none":
         raise LoraIqaError(f"key 'resume': '{cfg.resume}' is not supported yet (only 'none'); "
                            "checkpoints are written by save_state every train.save_every steps")
+    # One process may run several trainings (demo, bench) with different precision/accumulation:
+    # clear Accelerate's per-run singletons; the distributed PartialState is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
                               log_with=None if cfg.tracking == "none" else cfg.tracking,
                               project_dir=str(out))
