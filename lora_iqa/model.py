@@ -1,8 +1,8 @@
 """The base captioner (BLIP), its processor and tokenizer, and LoRA / full fine-tuning attachment.
 
 * ``load_base(name_or_path)``: any ``BlipForConditionalGeneration`` checkpoint by hub name or local
-  path, or ``scratch`` for a tiny randomly initialised BLIP with an offline tokenizer (the starting
-  point of the embedded base, see ``lora_iqa.embedded``).
+  path; ``scratch_base(words)``: a tiny randomly initialised BLIP with an offline tokenizer (the
+  starting point of the embedded base, see ``lora_iqa.embedded``).
 * ``attach(model, adapter_cfg)``: peft LoRA on the ViT attention and/or the BERT cross-attention, or
   full fine-tuning, with every part switchable frozen / lora / full.
 """
@@ -29,7 +29,6 @@ from lora_iqa.config import AdapterConfig
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.template import LEVELS
 
-SCRATCH = "scratch"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
 
 # peft target-module regexes (names inside BlipForConditionalGeneration)
