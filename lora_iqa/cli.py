@@ -115,6 +115,7 @@ def _eval(args) -> None:
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.protocols import ss_samples
     from lora_iqa.evaluation import evaluate
+    from lora_iqa.metrics import fmt
     from lora_iqa.model import load_trained, read_meta
     from lora_iqa.template import Template
 
@@ -132,7 +133,7 @@ def _eval(args) -> None:
     for m in methods[1:]:
         out[m] = results[m]
     for m, r in results.items():
-        print(f"{m:8s} " + "  ".join(f"{d} SRCC {_f(v['srcc'])}" for d, v in r["metrics"].items()))
+        print(f"{m:8s} " + "  ".join(f"{d} SRCC {fmt(v['srcc'])}" for d, v in r["metrics"].items()))
     if args.out:
         atomic_write_text(args.out, json.dumps(out, indent=1))
         print(f"wrote {args.out}")
@@ -142,6 +143,7 @@ def _score(args) -> None:
     from lora_iqa.data.io import load_image
     from lora_iqa.evaluation import predict
     from lora_iqa.data.protocols import Sample
+    from lora_iqa.metrics import fmt
     from lora_iqa.model import load_trained
     from lora_iqa.template import Template
 
@@ -153,11 +155,7 @@ def _score(args) -> None:
         rec = {"images": [path], "protocol": args.protocol, "method": args.method, "caption": p["caption"],
                "scores": {d: (None if v is None else round(v, 4)) for d, v in p["scores"].items()}}
         print(json.dumps(rec) if args.json else f"{path}: {p['caption']}  " +
-              " ".join(f"{d}={_f(v)}" for d, v in rec["scores"].items()))
-
-
-def _f(x) -> str:
-    return "—" if x is None else f"{x:.3f}"
+              " ".join(f"{d}={fmt(v)}" for d, v in rec["scores"].items()))
 
 
 _COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score}

@@ -16,6 +16,7 @@ from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
 from lora_iqa.embedded import ensure_embedded
 from lora_iqa.errors import atomic_path, atomic_write_text
 from lora_iqa.evaluation import METHODS, evaluate
+from lora_iqa.metrics import fmt
 from lora_iqa.model import count_params, load_base, load_trained
 from lora_iqa.template import Template
 from lora_iqa.train import run
@@ -83,13 +84,9 @@ def results_table(results: dict, template: Template) -> str:
             met = m["eval"][method]["metrics"]
             o = met[template.overall]
             lines.append(f"| {name} | {method} | {m['trainable_params']:,} | {100 * m['trainable_params'] / m['total_params']:.2f} | "
-                         f"{m['train_seconds']:.0f} | {m['samples_per_s']:.1f} | {_f(o['srcc'])} | {_f(o['plcc'])} | "
-                         f"{_f(o['krcc'])} | " + " | ".join(_f(met[d]['srcc']) for d in dims[:-1]) + " |")
+                         f"{m['train_seconds']:.0f} | {m['samples_per_s']:.1f} | {fmt(o['srcc'])} | {fmt(o['plcc'])} | "
+                         f"{fmt(o['krcc'])} | " + " | ".join(fmt(met[d]['srcc']) for d in dims[:-1]) + " |")
     return "\n".join(lines)
-
-
-def _f(x) -> str:
-    return "—" if x is None else f"{x:.3f}"
 
 
 def plot_pred_vs_true(results: dict, template: Template, path: Path) -> None:
@@ -108,7 +105,7 @@ def plot_pred_vs_true(results: dict, template: Template, path: Path) -> None:
         p = np.array([it["pred"][template.overall] for it in ev["items"]], dtype=float)
         ax.scatter(t + rng.uniform(-0.15, 0.15, t.size), p, s=10, alpha=0.6)
         ax.plot([0, 4], [0, 4], "k--", lw=0.8)
-        ax.set(title=f"{name}: SRCC {_f(ev['metrics'][template.overall]['srcc'])}", xlabel="true overall (jittered)",
+        ax.set(title=f"{name}: SRCC {fmt(ev['metrics'][template.overall]['srcc'])}", xlabel="true overall (jittered)",
                ylabel="predicted overall (logits)", xlim=(-0.5, 4.5), ylim=(-0.2, 4.2))
     fig.suptitle("Held-out test split, SYNTHETIC CT")
     fig.tight_layout()

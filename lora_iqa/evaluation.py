@@ -18,8 +18,7 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
     images = [s.images[0] for s in samples]
     if method == "logits":
         res = logit_scores(model, processor, images, template, batch_size=batch_size)
-        return [{"scores": r["scores"], "caption": template.render({d: max(range(5), key=lambda k: r["probs"][d][k])
-                                                                    for d in template.dimensions})} for r in res]
+        return [{"scores": r["scores"], "caption": template.render(r["levels"])} for r in res]
     if method == "caption":
         prompt = template.prefix(template.dimensions[0])
         caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size)

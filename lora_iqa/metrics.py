@@ -64,6 +64,11 @@ def correlations(pred: Sequence[float], true: Sequence[float]) -> dict[str, floa
     return out
 
 
+def fmt(x: float | None) -> str:
+    """A metric for tables: three decimals, or an em dash when undefined."""
+    return "—" if x is None else f"{x:.3f}"
+
+
 def _clean(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x

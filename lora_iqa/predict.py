@@ -24,7 +24,8 @@ def _blip(model):
 @torch.no_grad()
 def logit_scores(model, processor, images: Sequence[np.ndarray], template: Template,
                  batch_size: int = 64) -> list[dict]:
-    """Per image: ``{"scores": {dim: expected level}, "probs": {dim: [p_bad..p_excellent]}}``."""
+    """Per image: ``{"scores": {dim: expected level}, "probs": {dim: [p_bad..p_excellent]},
+    "levels": {dim: most probable level}}``."""
     blip, tok = _blip(model), processor.tokenizer
     level_ids = torch.tensor(check_level_words(tok))
     values = torch.arange(len(LEVELS), dtype=torch.float32)
@@ -36,7 +37,7 @@ def logit_scores(model, processor, images: Sequence[np.ndarray], template: Templ
         embeds = blip.vision_model(pixel_values=pix).last_hidden_state
         n = pix.shape[0]
         chosen: list[dict[str, int]] = [{} for _ in range(n)]
-        results = [{"scores": {}, "probs": {}} for _ in range(n)]
+        results = [{"scores": {}, "probs": {}, "levels": chosen[i]} for i in range(n)]
         for dim in template.dimensions:
             texts = [template.prompt(chosen[i], dim) for i in range(n)]
             enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")

@@ -31,6 +31,7 @@ from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import Sample, ss_samples
 from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
 from lora_iqa.evaluation import evaluate
+from lora_iqa.metrics import fmt
 from lora_iqa.model import attach, count_params, fingerprint, load_base, pixel_values
 from lora_iqa.template import TEMPLATE_VERSION, Template
 
@@ -197,10 +198,8 @@ def save_trained(model, processor, out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".save-", dir=out) as tmp_name:  # removed afterwards, even on error
         tmp = Path(tmp_name)
-        if hasattr(model, "peft_config"):
-            model.save_pretrained(str(tmp))
-        else:
-            model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp))
+        if not hasattr(model, "peft_config"):  # a full fine-tune is a complete base: it carries its processor
             processor.save_pretrained(str(tmp))
         (tmp / "README.md").write_text(model_card(meta))
         for f in sorted(tmp.iterdir()):
@@ -211,7 +210,7 @@ def save_trained(model, processor, out: Path, meta: dict) -> None:
 def model_card(meta: dict) -> str:
     """A model card: base, protocol, dimensions, template, training config, metrics, how to load."""
     cfg, base = meta["config"], meta["base"]["name_or_path"]
-    rows = "\n".join(f"| {d} | " + " | ".join("—" if m[k] is None else f"{m[k]:.3f}" for k in ("srcc", "plcc", "krcc", "rmse")) + " |"
+    rows = "\n".join(f"| {d} | " + " | ".join(fmt(m[k]) for k in ("srcc", "plcc", "krcc", "rmse")) + " |"
                      for d, m in meta["metrics"].items())
     kind = "LoRA adapter" if cfg["adapter"]["method"] == "lora" else "fully fine-tuned model"
     load = (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
