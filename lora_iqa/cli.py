@@ -42,15 +42,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="both", choices=("logits", "caption", "both"))
     p.add_argument("--out", help="write the result JSON here")
 
-    p = sub.add_parser("score", help="score images with an adapter")
+    p = sub.add_parser("score", help="score images with an adapter (or, --method mllm, with a vision LLM)")
     p.add_argument("images", nargs="+")
-    p.add_argument("--adapter", required=True)
-    p.add_argument("--protocol", default="ss", choices=("ss",))
-    p.add_argument("--method", default="logits", choices=("logits", "caption"))
-    p.add_argument("--scorer", default="template", choices=("template",))
+    p.add_argument("--adapter", help="adapter or model dir (required except for --method mllm)")
+    p.add_argument("--protocol", default="ss", choices=("ss", "ds", "ms"),
+                   help="ds/ms: all IMAGES form one item (mllm only until protocol adapters exist)")
+    p.add_argument("--method", default="logits", choices=("logits", "caption", "mllm"),
+                   help="logits: level-word softmax; caption: generate, then --scorer reads it; "
+                        "mllm: send the images to a vision LLM (zero-shot baseline, --scorer openai)")
+    _scorer_args(p)
     p.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="DICOM window (HU)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("report", help="a radiology-style image-quality report (markdown) for one image")
+    p.add_argument("image")
+    p.add_argument("--adapter", required=True)
+    _scorer_args(p)
+    p.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="DICOM window (HU)")
+    p.add_argument("--out", help="write the markdown here (default: print it)")
     return ap
+
+
+def _scorer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scorer", default="template", choices=("template", "openai"),
+                   help="who reads captions: the offline template (exact) or an LLM via the openai client "
+                        "(OPENAI_API_KEY, OPENAI_BASE_URL from the environment)")
+    p.add_argument("--strategy", choices=("standard", "in_context", "cot"), help="LLM prompting strategy")
+    p.add_argument("--model", dest="llm_model", help="LLM model name (scorer.model)")
+    p.add_argument("--scorer-config", help="YAML with a 'scorer:' section (see ScorerConfig)")
+    p.add_argument("--set", dest="scorer_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="scorer setting, e.g. --set concurrency=16 --set price_input=0.15")
+    p.add_argument("--data", help="manifest whose train split gives in-context examples "
+                                   "(default: the adapter's training manifest)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,26 +162,101 @@ def _eval(args) -> None:
         print(f"wrote {args.out}")
 
 
+def _scorer(args, meta: dict | None):
+    """The scorer the flags ask for, with its in-context examples from a train split."""
+    from lora_iqa.config import load_config
+    from lora_iqa.data.manifest import read_manifest
+    from lora_iqa.scorers import make_scorer
+    from lora_iqa.template import CT_DIMENSIONS, Template
+
+    sets = [f"scorer.backend={args.scorer}"] + [f"scorer.{kv}" for kv in args.scorer_set]
+    sets += [f"scorer.strategy={args.strategy}"] if args.strategy else []
+    sets += [f"scorer.model={args.llm_model}"] if args.llm_model else []
+    cfg = load_config(args.scorer_config, sets).scorer
+    template = Template(tuple(meta["dimensions"]) if meta else CT_DIMENSIONS)
+    data = args.data or (meta or {}).get("config", {}).get("data", {}).get("manifest")
+    train = []
+    if cfg.backend == "openai" and cfg.strategy == "in_context":
+        if not data:
+            raise LoraIqaError("--strategy in_context needs --data MANIFEST (labelled train examples)")
+        train = read_manifest(data, template.dimensions).split("train")
+    return make_scorer(cfg, template, train, window=tuple(args.window) if args.window else None), template
+
+
 def _score(args) -> None:
     from lora_iqa.data.io import load_image
-    from lora_iqa.evaluation import predict
     from lora_iqa.data.protocols import Sample
+    from lora_iqa.evaluation import predict
     from lora_iqa.metrics import fmt
-    from lora_iqa.model import load_trained
-    from lora_iqa.template import Template
+    from lora_iqa.model import load_trained, read_meta
 
-    images = [load_image(p, window=tuple(args.window) if args.window else None) for p in args.images]
-    model, processor, meta = load_trained(args.adapter)
-    template = Template(tuple(meta["dimensions"]))
-    samples = [Sample(images=(im,), labels={}, item=None) for im in images]
-    for path, p in zip(args.images, predict(model, processor, samples, template, args.method)):
-        rec = {"images": [path], "protocol": args.protocol, "method": args.method, "caption": p["caption"],
-               "scores": {d: (None if v is None else round(v, 4)) for d, v in p["scores"].items()}}
-        print(json.dumps(rec) if args.json else f"{path}: {p['caption']}  " +
-              " ".join(f"{d}={fmt(v)}" for d, v in rec["scores"].items()))
+    if args.method != "mllm" and not args.adapter:
+        raise LoraIqaError(f"--adapter is required with --method {args.method}")
+    if args.method == "logits" and args.scorer != "template":
+        raise LoraIqaError("--scorer reads captions: use --method caption (or mllm) with --scorer openai")
+    if args.method == "mllm" and args.scorer != "openai":
+        raise LoraIqaError("--method mllm sends the images to a vision LLM: add --scorer openai")
+    if args.method != "mllm" and args.protocol != "ss":
+        raise LoraIqaError(f"--protocol {args.protocol} with an adapter needs protocol adapters (issue 3); "
+                           "use --method mllm for the zero-shot LLM baseline")
+    if args.protocol == "ds" and len(args.images) != 2:
+        raise LoraIqaError(f"--protocol ds compares exactly 2 images, got {len(args.images)}")
+    if args.protocol == "ms" and len(args.images) < 2:
+        raise LoraIqaError("--protocol ms ranks 2 or more images")
+    window = tuple(args.window) if args.window else None
+    images = [load_image(p, window=window) for p in args.images]
+    meta = read_meta(args.adapter) if args.adapter else None
+    scorer, template = _scorer(args, meta)
+    if args.method == "mllm":
+        groups = [[im] for im in images] if args.protocol == "ss" else [images]
+        paths = [[p] for p in args.images] if args.protocol == "ss" else [list(args.images)]
+        results = scorer.score_images(groups, args.protocol)
+        recs = [{"images": ps, "caption": None, **r.to_dict()} for ps, r in zip(paths, results)]
+    else:
+        model, processor, meta = load_trained(args.adapter)
+        samples = [Sample(images=(im,), labels={}, item=None) for im in images]
+        preds = predict(model, processor, samples, template, args.method, scorer=scorer)
+        recs = [{"images": [path], "caption": p["caption"], "status": p.get("status", "ok"),
+                 **({"reason": p["reason"]} if "reason" in p else {}),
+                 "scores": {d: (None if v is None else round(v, 4)) for d, v in p["scores"].items()}}
+                for path, p in zip(args.images, preds)]
+    for rec in recs:
+        rec = {"images": rec.pop("images"), "protocol": args.protocol, "method": args.method,
+               "scorer": scorer.name, **rec}
+        if args.json:
+            print(json.dumps(rec))
+            continue
+        answer = (" ".join(f"{d}={fmt(v)}" for d, v in rec["scores"].items()) if rec.get("scores")
+                  else f"preference={rec['preference']}" if "preference" in rec
+                  else f"ranking={rec['ranking']}" if "ranking" in rec else "")
+        print(f"{' '.join(rec['images'])}: {rec['caption'] or ''}  {answer}"
+              + (f"  FAILED: {rec['reason']}" if rec.get("status") == "failed" else ""))
+    if scorer.name != "template":
+        print(scorer.usage_line(), file=sys.stderr)
 
 
-_COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score}
+def _report(args) -> None:
+    from lora_iqa.data.io import load_image
+    from lora_iqa.data.protocols import Sample
+    from lora_iqa.evaluation import predict
+    from lora_iqa.model import load_trained, read_meta
+
+    image = load_image(args.image, window=tuple(args.window) if args.window else None)
+    scorer, template = _scorer(args, read_meta(args.adapter))
+    model, processor, _ = load_trained(args.adapter)
+    pred = predict(model, processor, [Sample(images=(image,), labels={}, item=None)], template, "caption",
+                   scorer=scorer)[0]
+    text = scorer.report(pred["caption"], pred["scores"], image=args.image)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    if scorer.name != "template":
+        print(scorer.usage_line(), file=sys.stderr)
+
+
+_COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score, "report": _report}
 
 if __name__ == "__main__":
     sys.exit(main())

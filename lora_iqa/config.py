@@ -7,6 +7,7 @@ is validated on creation, and the resolved config is saved beside every adapter 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -104,6 +105,47 @@ class TrainConfig:
         _check(self.save_every >= 0, "train.save_every", "must be >= 0", self.save_every)
 
 
+SCORER_BACKENDS = ("template", "openai")
+STRATEGIES = ("standard", "in_context", "cot")
+RESPONSE_FORMATS = ("json_schema", "json_object", "text")
+
+
+@dataclass
+class ScorerConfig:
+    """Caption(s) -> numbers and reports. ``openai`` reads OPENAI_API_KEY / OPENAI_BASE_URL from the
+    environment only (never from here); ``model`` and everything else come from this section."""
+
+    backend: str = "template"
+    model: str = "gpt-4o-mini"
+    strategy: str = "standard"  # standard | in_context (``shots`` labelled train examples) | cot
+    shots: int = 3
+    response_format: str = "json_schema"  # json_schema | json_object | text (free text, parsed tolerantly)
+    temperature: float = 0.0
+    max_tokens: int = 600
+    concurrency: int = 8  # requests in flight
+    timeout: float = 60.0  # seconds per request
+    max_retries: int = 5  # per item: transport faults (429/5xx/timeouts) and broken or invalid replies
+    cache: bool = True  # persistent reply cache under $LORA_IQA_CACHE_DIR/llm
+    price_input: float | None = None  # USD per 1M prompt tokens, for the cost line
+    price_output: float | None = None  # USD per 1M completion tokens
+    seed: int = 0  # which train examples the in-context strategy draws
+
+    def __post_init__(self) -> None:
+        _check(self.backend in SCORER_BACKENDS, "scorer.backend", f"must be one of {SCORER_BACKENDS}", self.backend)
+        _check(self.strategy in STRATEGIES, "scorer.strategy", f"must be one of {STRATEGIES}", self.strategy)
+        _check(self.response_format in RESPONSE_FORMATS, "scorer.response_format",
+               f"must be one of {RESPONSE_FORMATS}", self.response_format)
+        _check(bool(self.model), "scorer.model", "must not be empty", self.model)
+        for key in ("shots", "max_retries"):
+            _check(getattr(self, key) >= 0, f"scorer.{key}", "must be >= 0", getattr(self, key))
+        for key in ("concurrency", "max_tokens"):
+            _check(getattr(self, key) >= 1, f"scorer.{key}", "must be >= 1", getattr(self, key))
+        _check(self.timeout > 0, "scorer.timeout", "must be > 0", self.timeout)
+        for key in ("price_input", "price_output"):
+            v = getattr(self, key)
+            _check(v is None or v >= 0, f"scorer.{key}", "must be >= 0", v)
+
+
 @dataclass
 class Config:
     """One experiment. ``base`` is a BLIP checkpoint name/path, or ``embedded`` for the project's own."""
@@ -117,6 +159,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, "protocol", f"must be one of {PROTOCOLS}", self.protocol)
@@ -234,4 +277,11 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-_SECTIONS = {"data": DataConfig, "adapter": AdapterConfig, "train": TrainConfig}
+def cache_dir() -> Path:
+    """``$LORA_IQA_CACHE_DIR`` or the user cache dir (embedded base, LLM replies)."""
+    import platformdirs
+
+    return Path(os.environ.get("LORA_IQA_CACHE_DIR") or platformdirs.user_cache_dir("lora_iqa"))
+
+
+_SECTIONS = {"data": DataConfig, "adapter": AdapterConfig, "train": TrainConfig, "scorer": ScorerConfig}

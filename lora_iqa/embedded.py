@@ -9,15 +9,13 @@ with an offline tokenizer, and train it with the project's own loop and recipe
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
-from lora_iqa.config import load_config
+from lora_iqa.config import cache_dir, load_config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
 from lora_iqa.errors import atomic_path
@@ -33,10 +31,6 @@ PRETRAIN_ATTRIBUTES = ("dose", "views", "kernel", "blur", "lesion")
 KERNEL_SHARPNESS = ("hann", "hamming", "cosine", "shepp-logan", "ramp")  # smoothest .. sharpest
 WORDS = list(PRETRAIN_ATTRIBUTES)
 
-
-def cache_dir() -> Path:
-    """``$LORA_IQA_CACHE_DIR`` or the user cache dir."""
-    return Path(os.environ.get("LORA_IQA_CACHE_DIR") or platformdirs.user_cache_dir("lora_iqa"))
 
 
 def embedded_path() -> Path:

@@ -7,14 +7,19 @@ from typing import Sequence
 from lora_iqa.data.protocols import Sample
 from lora_iqa.metrics import correlations
 from lora_iqa.predict import generate_captions, logit_scores
+from lora_iqa.scorers.template import TemplateScorer
 from lora_iqa.template import Template
 
 METHODS = ("logits", "caption")
 
 
 def predict(model, processor, samples: Sequence[Sample], template: Template, method: str,
-            batch_size: int = 64) -> list[dict]:
-    """Per sample ``{"scores": {dim: float|None}, "caption": str}`` by ``logits`` or ``caption``."""
+            batch_size: int = 64, scorer=None) -> list[dict]:
+    """Per sample ``{"scores": {dim: float|None}, "caption": str}`` by ``logits`` or ``caption``.
+
+    Captions are turned into scores by ``scorer`` (default: the offline template scorer); an item the
+    scorer could not read also carries ``"status": "failed"`` and its ``"reason"``.
+    """
     images = [s.images[0] for s in samples]
     if method == "logits":
         res = logit_scores(model, processor, images, template, batch_size=batch_size)
@@ -22,8 +27,9 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
     if method == "caption":
         prompt = template.prefix(template.dimensions[0])
         caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size)
-        return [{"scores": {d: (None if v is None else float(v)) for d, v in template.parse(c).items()},
-                 "caption": c} for c in caps]
+        results = (scorer or TemplateScorer(template)).score(caps, "ss")
+        return [{"scores": {d: (r.scores or {}).get(d) for d in template.dimensions}, "caption": c,
+                 **({} if r.ok else {"status": r.status, "reason": r.reason})} for c, r in zip(caps, results)]
     raise ValueError(f"unknown scoring method '{method}' (expected one of {METHODS})")
 
 
@@ -32,7 +38,8 @@ def evaluate(model, processor, samples: Sequence[Sample], template: Template, sp
     """The ``eval --out`` object: protocol, split, n, method, metrics per dimension, and every item."""
     preds = predict(model, processor, samples, template, method, batch_size=batch_size)
     items = [{"images": [str(p) for p in (s.item.image,)], "content": s.item.content,
-              "true": dict(s.labels), "pred": p["scores"], "caption": p["caption"]}
+              "true": dict(s.labels), "pred": p["scores"], "caption": p["caption"],
+              **{k: p[k] for k in ("status", "reason") if k in p}}
              for s, p in zip(samples, preds)]
     return {"protocol": "ss", "split": split, "n": len(items), "method": method,
             "metrics": metrics_of(items, template.dimensions), "items": items}

@@ -97,6 +97,40 @@ def _level(scores: Mapping[str, int], dim: str) -> int:
     return int(value)
 
 
+PREFERENCES: tuple[str, ...] = ("first", "second", "similar")  # ds answers; preference value 0, 1, 0.5
+PREFERENCE_VALUE = {"first": 0.0, "second": 1.0, "similar": 0.5}
+
+
+def render_preference(choice: str) -> str:
+    """Double-stimulus caption: ``first``/``second`` image is better, or the two are ``similar``."""
+    if choice not in PREFERENCES:
+        raise ValueError(f"template: preference must be one of {PREFERENCES}, got {choice!r}")
+    return "the two images are similar." if choice == "similar" else f"the {choice} image is better."
+
+
+def parse_preference(caption: str) -> str | None:
+    """Inverse of :func:`render_preference`; ``None`` when absent or contradictory."""
+    text = _normalise(caption)
+    hits = set(re.findall(r"\b(first|second)\b(?:\s+(?:image|one|picture))?\s+(?:is|looks|appears)\s+better\b", text))
+    if re.search(r"\b(?:similar|same quality|equal quality|equally good)\b", text):
+        hits.add("similar")
+    return hits.pop() if len(hits) == 1 else None
+
+
+def render_ranking(order: Sequence[int]) -> str:
+    """Multiple-stimulus caption for image numbers (1-based) from best to worst."""
+    if sorted(order) != list(range(1, len(order) + 1)):
+        raise ValueError(f"template: a ranking must be a permutation of 1..{len(order)}, got {list(order)!r}")
+    return "ranking from best to worst: " + ", ".join(str(i) for i in order) + "."
+
+
+def parse_ranking(caption: str, k: int) -> list[int] | None:
+    """Inverse of :func:`render_ranking` for ``k`` images; ``None`` unless a permutation of 1..k is found."""
+    m = re.search(r"\bbest to worst\b\s*((?:\d+\s*)+)", _normalise(caption))
+    order = [int(t) for t in m.group(1).split()] if m else []
+    return order if sorted(order) == list(range(1, k + 1)) else None
+
+
 def vocabulary(dimensions: Sequence[str] = CT_DIMENSIONS) -> list[str]:
     """Every word a caption of this template can contain (for building an offline tokenizer)."""
     tmpl = Template(tuple(dimensions))
