@@ -104,3 +104,36 @@ def lora_run(tmp_path_factory, base_dir, manifest) -> LoraRun:
 @pytest.fixture(scope="session")
 def adapter_dir(lora_run) -> Path:
     return lora_run.dir
+
+
+SECRET = "sk-test-NEVER-WRITE-ME-4f1c"
+
+
+@pytest.fixture
+def llm(monkeypatch, tmp_path):
+    """Start ``ChatServer(**kw)``; OPENAI_* point at it; a private reply cache under ``tmp_path``."""
+    from lora_iqa.testing.chat_server import ChatServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("LORA_IQA_CACHE_DIR", str(tmp_path / "cache"))
+    servers = []
+
+    def start(**kw) -> ChatServer:
+        server = ChatServer(**kw).__enter__()
+        servers.append(server)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        return server
+
+    yield start
+    for s in servers:
+        s.__exit__(None, None, None)
+
+
+def captions(n: int, seed: int = 0) -> list[str]:
+    """``n`` CT template captions of random score vectors."""
+    import random
+
+    from lora_iqa.template import Template
+
+    rng, t = random.Random(seed), Template()
+    return [t.render({d: rng.randint(0, 4) for d in t.dimensions}) for _ in range(n)]

@@ -13,9 +13,9 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from lora_iqa.cli import main
-from lora_iqa.template import CT_DIMENSIONS
+from lora_iqa.template import CT_DIMENSIONS, Template
 
-SUBCOMMANDS = [["demo"], ["synth"], ["synth", "ct"], ["train"], ["eval"], ["score"]]
+SUBCOMMANDS = [["demo"], ["synth"], ["synth", "ct"], ["train"], ["eval"], ["score"], ["report"]]
 
 
 def _image(manifest: Path) -> Path:
@@ -182,3 +182,71 @@ def test_subprocess_error_is_one_line(adapter_dir, tmp_path):
     assert proc.returncode == 1
     assert len(proc.stderr.splitlines()) == 1 and str(missing) in proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+# --- scorers through the CLI: template, openai (loopback server), zero-shot MLLM, reports ------------
+
+def _records(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+
+
+def test_score_caption_openai_agrees_with_template(adapter_dir, manifest, llm, capsys, monkeypatch):
+    """The CLI wiring captioner -> scorer. The tiny test adapter writes no readable captions, so the
+    captioner is replaced by known template captions; the scorers must read them back exactly."""
+    import lora_iqa.evaluation as evaluation
+    from conftest import captions
+
+    caps = captions(6, seed=4)
+    monkeypatch.setattr(evaluation, "generate_captions", lambda model, processor, images, **kw: caps[:len(images)])
+    server = llm()
+    images = [str(p) for p in sorted((manifest.parent / "images").glob("*.png"))[:6]]
+    args = ["score", *images, "--adapter", str(adapter_dir), "--method", "caption", "--json"]
+    assert main(args) == 0
+    want = _records(capsys)
+    assert main(args + ["--scorer", "openai", "--set", "concurrency=4"]) == 0
+    got = _records(capsys)
+    assert [r["scorer"] for r in want] == ["template"] * 6 and [r["scorer"] for r in got] == ["openai"] * 6
+    assert [r["caption"] for r in got] == [r["caption"] for r in want] == caps
+    assert all(r["status"] == "ok" for r in got + want)
+    assert [r["scores"] for r in got] == [r["scores"] for r in want] == \
+        [{d: float(v) for d, v in Template().parse(c).items()} for c in caps]
+    assert server.calls == 6
+
+
+def test_score_mllm_ds_and_errors(llm, manifest, capsys):
+    llm(answer=lambda body: {"preference": "first", "confidence": 0.9})
+    a, b = [str(p) for p in sorted((manifest.parent / "images").glob("*.png"))[:2]]
+    assert main(["score", a, b, "--method", "mllm", "--scorer", "openai", "--protocol", "ds", "--json"]) == 0
+    (rec,) = _records(capsys)
+    assert rec["images"] == [a, b] and rec["protocol"] == "ds" and rec["preference"] == 0.0
+    assert rec["probability"] == 0.9 and rec["status"] == "ok"
+    assert main(["score", a, "--method", "mllm", "--json"]) == 1
+    _one_error_line(capsys, "--scorer openai")
+    assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--protocol", "ds"]) == 1
+    _one_error_line(capsys, "exactly 2 images")
+    assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--strategy", "in_context"]) == 1
+    _one_error_line(capsys, "--data MANIFEST")
+    assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--set", "concurrency=0"]) == 1
+    _one_error_line(capsys, "scorer.concurrency")
+
+
+def test_score_logits_rejects_llm_scorer(adapter_dir, manifest, capsys):
+    assert main(["score", str(_image(manifest)), "--adapter", str(adapter_dir), "--scorer", "openai"]) == 1
+    _one_error_line(capsys, "--method caption")
+
+
+@pytest.mark.parametrize("backend", ["template", "openai"])
+def test_report(adapter_dir, manifest, llm, tmp_path, backend, capsys):
+    from lora_iqa.testing.chat_server import oracle_answer
+
+    report = "## Technique and quality findings\n- noise: fair\n\n## Impression\nLimited."
+    server = llm(answer=lambda body: report if "radiology-style" in json.dumps(body) else oracle_answer(body))
+    out = tmp_path / "reports" / "r.md"
+    img = str(_image(manifest))
+    assert main(["report", img, "--adapter", str(adapter_dir), "--scorer", backend, "--set", "max_retries=0",
+                 "--out", str(out)]) == 0
+    md = out.read_text()
+    assert md.startswith("# Image quality report") and "## Impression" in md and img in md
+    assert server.calls == (2 if backend == "openai" else 0)  # the caption's scores, then the report
+    assert (report in md) == (backend == "openai")
+    assert [p.name for p in out.parent.iterdir()] == ["r.md"]
