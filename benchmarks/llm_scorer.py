@@ -16,12 +16,17 @@ Measures, with SYNTHETIC captions (random CT score vectors rendered by the templ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Callable, Iterator
 
 import matplotlib
 
@@ -48,38 +53,54 @@ def scorer(**kw) -> OpenAIScorer:
     return OpenAIScorer(ScorerConfig(backend="openai", **kw), T, progress=False)
 
 
+@contextlib.contextmanager
+def served(*flags: str) -> Iterator[Callable[[], dict]]:
+    """A chat server in its own process (as a real one would be); yields a function reading its /stats."""
+    proc = subprocess.Popen([sys.executable, "-m", "lora_iqa.testing.chat_server", *flags],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        os.environ["OPENAI_BASE_URL"] = url
+        yield lambda: json.loads(urllib.request.urlopen(f"{url}/stats", timeout=10).read())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def throughput(latency: float, levels: list[int]) -> list[dict]:
     rows = []
     for c in levels:
         n = max(32, 20 * c)
-        with ChatServer(latency=latency) as server:
-            os.environ["OPENAI_BASE_URL"] = server.url
+        with served("--latency", str(latency)) as stats:
             t0 = time.perf_counter()
             res = scorer(concurrency=c, cache=False).score(captions(n, seed=c))
             dt = time.perf_counter() - t0
+            calls = stats()["calls"]
         ideal = c / latency
         rows.append({"concurrency": c, "items": n, "seconds": round(dt, 3), "items_per_s": round(n / dt, 2),
                      "ideal_per_s": round(ideal, 2), "fraction_of_ideal": round(n / dt / ideal, 3),
-                     "ok": sum(r.ok for r in res), "calls": server.calls})
+                     "ok": sum(r.ok for r in res), "calls": calls})
         print(f"concurrency {c:3d}: {n / dt:7.1f} items/s (ideal {ideal:.0f}, {n / dt / ideal:.2f})")
     return rows
 
 
 def cache_rerun(n: int = 200) -> dict:
-    with ChatServer(latency=0.2) as server:
-        os.environ["OPENAI_BASE_URL"] = server.url
+    with served("--latency", "0.2") as stats:
         caps = captions(n, seed=11)
         first, second = scorer(concurrency=16), scorer(concurrency=16)
         t0 = time.perf_counter()
         a = first.score(caps)
         t1 = time.perf_counter()
+        after_first = stats()["calls"]
         b = second.score(caps)
         t2 = time.perf_counter()
+        rerun_requests = stats()["calls"] - after_first
     out = {"items": n, "first_calls": first.usage.calls, "first_seconds": round(t1 - t0, 3),
-           "rerun_calls": second.usage.calls, "rerun_server_requests": server.calls - first.usage.calls,
+           "rerun_calls": second.usage.calls, "rerun_server_requests": rerun_requests,
            "rerun_cache_hits": second.usage.cache_hits, "rerun_seconds": round(t2 - t1, 3),
            "same_values": [r.scores for r in a] == [r.scores for r in b]}
-    print(f"cache: first run {out['first_calls']} calls, re-run {out['rerun_calls']} calls "
+    print(f"cache: first run {out['first_calls']} calls, re-run {out['rerun_calls']} calls, "
+          f"{out['rerun_server_requests']} requests reached the server "
           f"({out['rerun_cache_hits']} hits, {out['rerun_seconds']} s)")
     return out
 
@@ -124,7 +145,7 @@ def oracle_agreement(n: int = 200) -> list[dict]:
             for strategy in ("standard", "cot"):
                 for fmt in ("json_schema", "json_object", "text"):
                     got = scorer(concurrency=16, cache=False, strategy=strategy, response_format=fmt).score(items, protocol, k=4)
-                    same = sum(a.ok and a.to_dict() | {"extra": None} == b.to_dict() | {"extra": None}
+                    same = sum(a.ok and (a.scores, a.preference, a.ranking) == (b.scores, b.preference, b.ranking)
                                for a, b in zip(got, want))
                     rows.append({"protocol": protocol, "strategy": strategy, "response_format": fmt,
                                  "items": n, "agree": same, "agreement": same / n})

@@ -2,7 +2,7 @@
 
 The default answerer is an *exact oracle*: it reads the caption in the scorer's prompt with the
 template and answers what the template scorer would, in the reply format the request asks for
-(JSON schema / JSON mode / free text, with reasoning when asked). Faults, drawn per request:
+(JSON schema / JSON mode / free text, with reasoning when asked). Faults (a fixed fraction of requests, at random places):
 ``429`` (with Retry-After), ``500``, ``hang`` (past the client's timeout), ``broken_json`` (a
 truncated body), ``empty_choices`` and ``out_of_range`` (a value outside 0..4).
 
@@ -12,6 +12,7 @@ truncated body), ``empty_choices`` and ``out_of_range`` (a value outside 0..4).
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -40,6 +41,7 @@ class ChatServer:
         self.headers: list[dict] = []
         self.log: list[tuple[float, str]] = []  # (arrival time, fault or "ok")
         self._rng = random.Random(seed)
+        self._schedule: list[str | None] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -58,8 +60,12 @@ class ChatServer:
         self._httpd.server_close()
 
     def _draw_fault(self) -> str | None:
+        """Exactly ``fault_rate`` of every block of 100 requests, at random places, of random kinds."""
         with self._lock:
-            return self._rng.choice(self.faults) if self._rng.random() < self.fault_rate else None
+            if not self._schedule:
+                hits = set(self._rng.sample(range(100), round(self.fault_rate * 100)))
+                self._schedule = [self._rng.choice(self.faults) if i in hits else None for i in range(100)]
+            return self._schedule.pop(0)
 
 
 def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
@@ -72,6 +78,15 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def setup(self) -> None:
             super().setup()
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
+
+        def do_GET(self) -> None:  # {url}/stats: request and fault counts (for out-of-process use)
+            if self.path.rstrip("/") not in ("/v1/stats", "/stats"):
+                return self._send(404, {"error": {"message": f"no route {self.path}"}})
+            with server._lock:
+                counts: dict[str, int] = {}
+                for _, f in server.log:
+                    counts[f] = counts.get(f, 0) + 1
+            self._send(200, {"calls": server.calls, "outcomes": counts})
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -122,6 +137,21 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lora_iqa.testing.chat_server``: print the base URL, then serve until killed."""
+    ap = argparse.ArgumentParser(description="loopback OpenAI chat-completions server (exact template oracle)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
+    ap.add_argument("--fault-rate", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hang-seconds", type=float, default=5.0)
+    ap.add_argument("--retry-after", type=float, default=0.05)
+    a = ap.parse_args(argv)
+    server = ChatServer(latency=a.latency, fault_rate=a.fault_rate, seed=a.seed, hang_seconds=a.hang_seconds,
+                        retry_after=a.retry_after)
+    print(server.url, flush=True)
+    server._httpd.serve_forever()
+
+
 def _format(answer: dict | str, body: dict) -> str:
     """The answer as the request asked for it: JSON, or prose that ends in a fenced JSON block (text as is)."""
     if isinstance(answer, str):
@@ -157,3 +187,7 @@ def oracle_answer(body: dict) -> dict:
         dims = tuple(d.strip() for d in re.search(r"Dimensions: ([^\n.]+)", full).group(1).split(","))
         answer = {"scores": Template(dims).parse(caption)}
     return {"reasoning": "The caption states each level explicitly.", **answer} if reasoning else answer
+
+
+if __name__ == "__main__":
+    main()

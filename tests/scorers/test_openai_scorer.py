@@ -156,7 +156,7 @@ def test_fault_storm_every_item_ends_scored_or_failed_with_values_of_the_clean_r
     server = llm(fault_rate=0.3, hang_seconds=1.0, seed=3)
     stormy = scorer(cache=False, concurrency=16, timeout=0.4, max_retries=5).score(caps)
     faults = [f for _, f in server.log if f != "ok"]
-    assert len(faults) / server.calls > 0.2 and len(set(faults)) == 6
+    assert len(faults) / server.calls >= 0.28 and len(set(faults)) == 6
     assert all(r.ok or (r.status == "failed" and r.reason) for r in stormy)
     assert sum(r.ok for r in stormy) >= 495
     assert all(s.scores == c.scores for s, c in zip(stormy, clean) if s.ok)
