@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--method", default="both", choices=("logits", "caption", "both"))
     p.add_argument("--out", help="write the result JSON here")
+    _scorer_args(p, data=False)
 
     p = sub.add_parser("score", help="score images with an adapter (or, --method mllm, with a vision LLM)")
     p.add_argument("images", nargs="+")
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _scorer_args(p: argparse.ArgumentParser) -> None:
+def _scorer_args(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--scorer", default="template", choices=("template", "openai"),
                    help="who reads captions: the offline template (exact) or an LLM via the openai client "
                         "(OPENAI_API_KEY, OPENAI_BASE_URL from the environment)")
@@ -72,8 +73,9 @@ def _scorer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scorer-config", help="YAML with a 'scorer:' section (see ScorerConfig)")
     p.add_argument("--set", dest="scorer_set", action="append", default=[], metavar="KEY=VALUE",
                    help="scorer setting, e.g. --set concurrency=16 --set price_input=0.15")
-    p.add_argument("--data", help="manifest whose train split gives in-context examples "
-                                   "(default: the adapter's training manifest)")
+    if data:
+        p.add_argument("--data", help="manifest whose train split gives in-context examples "
+                                       "(default: the adapter's training manifest)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,13 +152,16 @@ def _eval(args) -> None:
         raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'")
     model, processor, meta = load_trained(args.adapter)
     methods = ("logits", "caption") if args.method == "both" else (args.method,)
-    results = {m: evaluate(model, processor, samples, template, args.split, m) for m in methods}
+    scorer, _ = _scorer(args, meta)
+    results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer) for m in methods}
     out = dict(results[methods[0]])
     out["adapter"] = str(args.adapter)
     for m in methods[1:]:
         out[m] = results[m]
     for m, r in results.items():
         print(f"{m:8s} " + "  ".join(f"{d} SRCC {fmt(v['srcc'])}" for d, v in r["metrics"].items()))
+    if scorer.name != "template":
+        print(scorer.usage_line(), file=sys.stderr)
     if args.out:
         atomic_write_text(args.out, json.dumps(out, indent=1))
         print(f"wrote {args.out}")
@@ -180,7 +185,8 @@ def _scorer(args, meta: dict | None):
         if not data:
             raise LoraIqaError("--strategy in_context needs --data MANIFEST (labelled train examples)")
         train = read_manifest(data, template.dimensions).split("train")
-    return make_scorer(cfg, template, train, window=tuple(args.window) if args.window else None), template
+    window = getattr(args, "window", None) or (meta or {}).get("config", {}).get("data", {}).get("window")
+    return make_scorer(cfg, template, train, window=tuple(window) if window else None), template
 
 
 def _score(args) -> None:

@@ -34,14 +34,18 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
 
 
 def evaluate(model, processor, samples: Sequence[Sample], template: Template, split: str = "test",
-             method: str = "logits", batch_size: int = 64) -> dict:
-    """The ``eval --out`` object: protocol, split, n, method, metrics per dimension, and every item."""
-    preds = predict(model, processor, samples, template, method, batch_size=batch_size)
+             method: str = "logits", batch_size: int = 64, scorer=None) -> dict:
+    """The ``eval --out`` object: protocol, split, n, method, metrics per dimension, and every item.
+
+    ``scorer`` reads the captions (method ``caption``); its name is recorded as ``"scorer"``.
+    """
+    preds = predict(model, processor, samples, template, method, batch_size=batch_size, scorer=scorer)
     items = [{"images": [str(p) for p in (s.item.image,)], "content": s.item.content,
               "true": dict(s.labels), "pred": p["scores"], "caption": p["caption"],
               **{k: p[k] for k in ("status", "reason") if k in p}}
              for s, p in zip(samples, preds)]
-    return {"protocol": "ss", "split": split, "n": len(items), "method": method,
+    scorer_name = getattr(scorer, "name", "template") if method == "caption" else None
+    return {"protocol": "ss", "split": split, "n": len(items), "method": method, "scorer": scorer_name,
             "metrics": metrics_of(items, template.dimensions), "items": items}
 
 

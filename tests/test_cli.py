@@ -250,3 +250,26 @@ def test_report(adapter_dir, manifest, llm, tmp_path, backend, capsys):
     assert server.calls == (2 if backend == "openai" else 0)  # the caption's scores, then the report
     assert (report in md) == (backend == "openai")
     assert [p.name for p in out.parent.iterdir()] == ["r.md"]
+
+
+def test_eval_caption_with_openai_scorer(adapter_dir, manifest, llm, tmp_path, monkeypatch, capsys):
+    """eval --scorer openai: the LLM reads the captions; with captions that state the truth (the tiny
+    adapter writes none), both scorers recover every label exactly."""
+    import lora_iqa.evaluation as evaluation
+    from lora_iqa.data.manifest import read_manifest
+
+    t = Template()
+    truth = [t.render({d: int(round(float(it.scores[d]))) for d in t.dimensions})
+             for it in read_manifest(manifest, t.dimensions).split("test")]
+    monkeypatch.setattr(evaluation, "generate_captions", lambda model, processor, images, **kw: truth[:len(images)])
+    server = llm()
+    outs = {}
+    for backend in ("template", "openai"):
+        outs[backend] = tmp_path / f"{backend}.json"
+        assert main(["eval", "--adapter", str(adapter_dir), "--data", str(manifest), "--method", "caption",
+                     "--scorer", backend, "--out", str(outs[backend])]) == 0
+    a, b = (json.loads(outs[k].read_text()) for k in ("template", "openai"))
+    assert (a["scorer"], b["scorer"]) == ("template", "openai") and server.calls == len(truth) == b["n"]
+    assert [it["pred"] for it in a["items"]] == [it["pred"] for it in b["items"]]
+    assert all(it["pred"] == {d: float(v) for d, v in it["true"].items()} for it in b["items"])
+    assert "openai scorer" in capsys.readouterr().err
