@@ -20,6 +20,7 @@ from lora_iqa.template import CT_DIMENSIONS
 PROTOCOLS = ("ss",)
 PARTS = ("vision", "cross", "text")
 PART_MODES = ("frozen", "lora", "full")
+QUANTIZE = ("none", "4bit", "8bit")
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Config:
     base: str = "embedded"
     resume: str = "none"  # none | auto | PATH of a save_state checkpoint
     tracking: str = "none"  # none | wandb | tensorboard ... (anything Accelerate's log_with accepts)
+    quantize: str = "none"  # none | 4bit | 8bit: load the base through bitsandbytes and train LoRA on it (QLoRA)
     data: DataConfig = field(default_factory=DataConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -163,7 +165,11 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, "protocol", f"must be one of {PROTOCOLS}", self.protocol)
+        _check(self.resume in ("none", "auto") or bool(self.resume), "resume", "must be none, auto or a path", self.resume)
         _check(bool(str(self.output_dir)), "output_dir", "must not be empty", self.output_dir)
+        _check(self.quantize in QUANTIZE, "quantize", f"must be one of {QUANTIZE}", self.quantize)
+        _check(self.quantize == "none" or self.adapter.method == "lora", "quantize",
+               "needs adapter.method=lora (quantized base weights cannot be trained)", self.quantize)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-safe dict of every resolved value."""

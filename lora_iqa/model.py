@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -83,10 +85,21 @@ def scratch_base(words: Sequence[str], seed: int = 0, **geometry: int) -> tuple[
     return model, BlipProcessor(image_processor=image_processor, tokenizer=tok)
 
 
-def load_base(name_or_path: str) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
-    """Load a BLIP captioner and its processor by hub name or local path (offline when it is local)."""
+def load_base(name_or_path: str, quantize: str = "none") -> tuple[BlipForConditionalGeneration, BlipProcessor]:
+    """Load a BLIP captioner and its processor by hub name or local path (offline when it is local).
+
+    ``quantize`` (``4bit`` NF4 or ``8bit``) loads the linear layers through bitsandbytes for QLoRA; the
+    vision patch embedding and the LM head stay unquantized.
+    """
+    kwargs = {}
+    if quantize != "none":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit", bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["decoder", "cls"])
     try:
-        model = BlipForConditionalGeneration.from_pretrained(name_or_path)
+        model = BlipForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
         processor = BlipProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
         raise LoraIqaError(f"{name_or_path}: cannot load a BLIP captioner ({str(e).splitlines()[0]})") from None
@@ -143,7 +156,8 @@ def target_modules(adapter: AdapterConfig) -> str:
     return rf"^(?:base_model\.model\.)?(?:{'|'.join(pats)})$"
 
 
-def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: str = "default"):
+def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: str = "default",
+           quantized: bool = False):
     """Make the parts trainable as ``adapter`` says; returns a PeftModel for LoRA, the model for full.
 
     (AdapterConfig refuses ``full`` parts with ``method=lora``: an adapter directory holds LoRA
@@ -155,6 +169,13 @@ def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: st
         return model
     from peft import LoraConfig, get_peft_model
 
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        # Non-reentrant checkpointing needs no "inputs require grad" hook; that hook makes BLIP's text
+        # embeddings output a leaf that its in-place position-embedding add then breaks in backward.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
     lcfg = LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
                       target_modules=target_modules(adapter), use_rslora=adapter.use_rslora,
                       use_dora=adapter.use_dora, bias="none")
@@ -210,23 +231,53 @@ def gray_channels(img: torch.Tensor) -> torch.Tensor:
     return torch.stack([((img - 0.5) * g + 0.5).clamp(0, 1) for g in GRAY_STRETCH])
 
 
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")  # owner/name, as on the Hub
+
+
+def resolve_adapter(path_or_id: str | Path) -> Path:
+    """An adapter (or full fine-tune) directory: a local path as it is, or, when the argument is not an
+    existing local path but looks like a Hub repo id (``owner/name``), its snapshot downloaded with
+    ``huggingface_hub.snapshot_download`` (cached; offline it comes from the cache). The endpoint is
+    ``HF_ENDPOINT``, read now; the token is whatever huggingface_hub finds (``HF_TOKEN``, a login).
+    """
+    path = Path(path_or_id)
+    name = str(path_or_id)
+    if path.exists() or not REPO_ID.match(name):
+        return path
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(name, endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except (RepositoryNotFoundError, GatedRepoError):
+        why = "no such model repo on the Hub, or it is private/gated and no valid token was found (HF_TOKEN)"
+    except LocalEntryNotFoundError:
+        why = ("HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub cannot be reached") + \
+            " and it is not in the local Hub cache"
+    except Exception as e:  # other HTTP or connection errors
+        why = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+    raise LoraIqaError(f"{name}: not a local directory, and downloading it from the Hub failed ({why})")
+
+
 def read_meta(adapter_dir: str | Path) -> dict:
-    """The ``lora_iqa.json`` of an adapter (or full fine-tune) directory."""
-    path = Path(adapter_dir) / "lora_iqa.json"
+    """The ``lora_iqa.json`` of an adapter (or full fine-tune) directory or Hub repo id."""
+    root = resolve_adapter(adapter_dir)
+    path = root / "lora_iqa.json"
+    where = path if root == Path(adapter_dir) else f"{adapter_dir} (Hub): lora_iqa.json"
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise LoraIqaError(f"{path}: not found (is {adapter_dir} a lora_iqa adapter directory?)") from None
+        raise LoraIqaError(f"{where}: not found (is {adapter_dir} a lora_iqa adapter directory?)") from None
     except (OSError, json.JSONDecodeError) as e:
-        raise LoraIqaError(f"{path}: unreadable ({e})") from None
+        raise LoraIqaError(f"{where}: unreadable ({e})") from None
 
 
 def load_trained(adapter_dir: str | Path, base: str | None = None):
-    """Load an adapter directory onto its base (or a full fine-tune directory): (model, processor, meta).
+    """Load an adapter directory (or Hub repo id) onto its base (or a full fine-tune): (model, processor, meta).
 
     Refuses an adapter whose base fingerprint differs from the base it is loaded onto.
     """
-    adapter_dir = Path(adapter_dir)
+    adapter_dir = resolve_adapter(adapter_dir)
     meta = read_meta(adapter_dir)
     if (adapter_dir / "adapter_config.json").exists():
         from peft import PeftModel

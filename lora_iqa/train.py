@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -30,9 +30,11 @@ from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import Sample, ss_samples
 from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
-from lora_iqa.evaluation import evaluate
+from lora_iqa.evaluation import metrics_of
 from lora_iqa.metrics import fmt
 from lora_iqa.model import attach, count_params, fingerprint, load_base, pixel_values
+from lora_iqa.predict import logit_scores
+from lora_iqa.tracking import Tracker
 from lora_iqa.template import TEMPLATE_VERSION, Template
 
 CaptionFn = Callable[[Sample, np.random.Generator], str]
@@ -56,24 +58,27 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
 
     ``base`` may be a preloaded ``(model, processor)``; otherwise ``cfg.base`` is loaded.
     ``caption_fn`` overrides the quality template as the caption source (used to pre-train a base).
+    ``cfg.resume`` (``auto`` or a checkpoint path) continues a run exactly where its checkpoint left it.
     """
     tc = cfg.train
     out = Path(cfg.output_dir)
-    if cfg.resume != "none":
-        raise LoraIqaError(f"key 'resume': '{cfg.resume}' is not supported yet (only 'none'); "
-                           "checkpoints are written by save_state every train.save_every steps")
+    resume_from = find_checkpoint(out, cfg.resume)
     # One process may run several trainings (demo, bench) with different precision/accumulation:
     # clear Accelerate's per-run singletons; the distributed PartialState is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
+    # split_batches: train.batch_size is the global batch, split across processes (one recipe, any world size)
     accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
-                              log_with=None if cfg.tracking == "none" else cfg.tracking,
-                              project_dir=str(out))
+                              log_with=None if cfg.tracking == "none" else cfg.tracking, project_dir=str(out),
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    for key, size in (("train.batch_size", tc.batch_size), ("train.eval_batch_size", tc.eval_batch_size)):
+        if size % accelerator.num_processes:
+            raise LoraIqaError(f"key '{key}' ({size}) must be divisible by the {accelerator.num_processes} processes")
     set_seed(cfg.seed)
-    model, processor = base if base is not None else load_base(cfg.base)
+    model, processor = base if base is not None else load_base(cfg.base, cfg.quantize)
     base_name = getattr(model.config, "_name_or_path", "") or cfg.base
     base_fp = fingerprint(model)
-    model = attach(model, cfg.adapter)
+    model = attach(model, cfg.adapter, quantized=cfg.quantize != "none")
     trainable, total = count_params(model)
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
 
@@ -87,37 +92,44 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     if not train_s or not val_s:
         raise LoraIqaError(f"{manifest.path}: needs rows in both the train and val splits")
 
-    rng = np.random.default_rng(cfg.seed)
     caption = caption_fn or (lambda s, _rng: template.render(s.labels))
     tok = processor.tokenizer
     bos = model.config.text_config.bos_token_id
 
-    def collate(batch: list[Sample]) -> dict[str, torch.Tensor]:
-        imgs = [s.images[0] for s in batch]
-        if tc.augment:
-            imgs = [_dihedral(im, rng) for im in imgs]
-        enc = tok([caption(s, rng) for s in batch], padding=True, truncation=True, return_tensors="pt")
+    def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
+        # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
+        rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
+        imgs = [_dihedral(s.images[0], r) if tc.augment else s.images[0] for (_, _, s), r in zip(batch, rngs)]
+        enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
+                  return_tensors="pt")
         ids = enc.input_ids.clone()
         ids[:, 0] = bos  # BLIP's decoder starts from [DEC], not [CLS]
         labels = ids.masked_fill(enc.attention_mask == 0, -100)
         return {"pixel_values": pixel_values(imgs, processor), "input_ids": ids,
                 "attention_mask": enc.attention_mask, "labels": labels}
 
-    loader = DataLoader(train_s, batch_size=tc.batch_size, shuffle=True, drop_last=len(train_s) > tc.batch_size,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed))
+    sampler = EpochSampler(len(train_s), cfg.seed)
+    loader = DataLoader(_ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+                        drop_last=len(train_s) > tc.batch_size)
+    val_loader = DataLoader(torch.arange(len(val_s)), batch_size=tc.eval_batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if cfg.tracking != "none":
-        accelerator.init_trackers(out.name, config=cfg.to_dict())
+    model, optimizer, loader, val_loader, scheduler = accelerator.prepare(model, optimizer, loader, val_loader, scheduler)
+    state = Progress()
+    accelerator.register_for_checkpointing(state)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        accelerator.print(f"resumed from {resume_from} at step {state.step}")
+    tracker = Tracker(accelerator, cfg, out)
 
-    step, best = 0, {"score": -math.inf, "step": 0, "metrics": {}, "state": None}
     seen, t0 = 0, time.perf_counter()
-    bar = tqdm(total=tc.max_steps, desc=f"train {cfg.adapter.method}", unit="step",
+    bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train {cfg.adapter.method}", unit="step",
                disable=not (progress and accelerator.is_local_main_process))
-    while step < tc.max_steps:
-        for batch in loader:
+    while state.step < tc.max_steps:
+        sampler.epoch = state.epoch
+        for batch in accelerator.skip_first_batches(loader, state.batch) if state.batch else loader:
+            state.batch += 1
             model.train()
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
@@ -130,37 +142,104 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             seen += batch["pixel_values"].shape[0] * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue
-            step += 1
-            rate = seen / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{rate:.1f}")
+            state.step += 1
+            step = state.step
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
             bar.update(1)
-            accelerator.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=step)
+            tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step)
             if step % tc.eval_every == 0 or step == tc.max_steps:
-                m = _validate(accelerator, model, processor, val_s, template, tc.eval_batch_size)
+                items = _validate(accelerator, model, processor, val_s, val_loader, template)
+                m = metrics_of(items, template.dimensions)
                 score = float(np.mean([v["srcc"] if v["srcc"] is not None else -1 for v in m.values()]))
-                accelerator.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()}, step=step)
-                bar.write(f"step {step}: val mean SRCC {score:.3f} (overall {m[template.dimensions[-1]]['srcc']})")
-                if score > best["score"] or not tc.select_best:
-                    best = {"score": score, "step": step, "metrics": m, "state": _trainable_state(model, accelerator)}
+                tracker.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()} | {"val/mean_srcc": score}, step)
+                bar.write(f"step {step}: val mean SRCC {score:.3f} (overall {fmt(m[template.dimensions[-1]]['srcc'])})")
+                if score > state.best_score or not tc.select_best:
+                    state.best_score, state.best_step, state.best_metrics = score, step, m
+                    state.best_items = items
+                    state.best_state = _trainable_state(model, accelerator)
             if tc.save_every and step % tc.save_every == 0:
                 _save_checkpoint(accelerator, out, step)
             if step >= tc.max_steps:
                 break
+        else:
+            state.epoch, state.batch = state.epoch + 1, 0
     bar.close()
     seconds = time.perf_counter() - t0
     unwrapped = accelerator.unwrap_model(model)
-    if best["state"] is not None:
-        unwrapped.load_state_dict(best["state"], strict=False)
+    if state.best_state is not None:
+        unwrapped.load_state_dict(state.best_state, strict=False)
     meta = {"protocol": cfg.protocol, "dimensions": list(template.dimensions), "template_version": TEMPLATE_VERSION,
             "base": {"name_or_path": str(base_name), "fingerprint": base_fp}, "config": cfg.to_dict(),
-            "num_processes": accelerator.num_processes, "step": best["step"],
-            "metrics": {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in best["metrics"].items()},
+            "num_processes": accelerator.num_processes, "step": state.best_step,
+            "metrics": {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in state.best_metrics.items()},
             "lora_iqa_version": __version__}
     if accelerator.is_main_process:
         save_trained(unwrapped, processor, out, meta)
+    tracker.finish(state.best_items, state.best_step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return TrainResult(out, trainable, total, seconds, seen / seconds, best["step"], meta["metrics"])
+    return TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"])
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffled order per (seed, epoch), yielding ``(epoch, index)``: restartable at any epoch."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch, 0x5EED]).permutation(self.n)
+        return iter([(self.epoch, int(i)) for i in order])
+
+
+class _ByEpoch(torch.utils.data.Dataset):
+    def __init__(self, samples: list[Sample], sampler: EpochSampler) -> None:
+        self.samples, self.sampler = samples, sampler
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, int, Sample]:
+        epoch, idx = key
+        return epoch, idx, self.samples[idx]
+
+
+class Progress:
+    """Loop position and best-so-far, saved in every checkpoint (``register_for_checkpointing``)."""
+
+    def __init__(self) -> None:
+        self.step = self.epoch = self.batch = 0  # optimizer steps; epoch; batches consumed in this epoch
+        self.best_score, self.best_step = -math.inf, 0
+        self.best_metrics: dict = {}
+        self.best_items: list = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def state_dict(self) -> dict:
+        return {"json": json.dumps({k: getattr(self, k) for k in ("step", "epoch", "batch", "best_score", "best_step",
+                                                                    "best_metrics", "best_items")}),
+                "best_state": self.best_state}
+
+    def load_state_dict(self, sd: dict) -> None:
+        for k, v in json.loads(sd["json"]).items():
+            setattr(self, k, v)
+        self.best_state = sd["best_state"]
+
+
+def find_checkpoint(out: Path, resume: str) -> Path | None:
+    """``none`` -> None; ``auto`` -> the newest complete checkpoint under ``out/checkpoints`` (or None);
+    a path -> that checkpoint (it must exist)."""
+    if resume == "none":
+        return None
+    if resume == "auto":
+        found = sorted((out / "checkpoints").glob("step_*")) if (out / "checkpoints").is_dir() else []
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / "custom_checkpoint_0.pkl").is_file():
+        raise LoraIqaError(f"{path}: not a lora_iqa checkpoint (key 'resume'; expected a checkpoints/step_* folder)")
+    return path
 
 
 def _dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -170,11 +249,21 @@ def _dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)
 
 
-def _validate(accelerator, model, processor, samples, template, batch_size) -> dict:
+def _validate(accelerator, model, processor, samples, val_loader, template) -> list[dict]:
+    """Logit scores on this process's share of the validation set, gathered (without the padding
+    duplicates) with ``gather_for_metrics``: every process gets every item, in order."""
     model.eval()
-    res = evaluate(accelerator.unwrap_model(model), processor, samples, template, split="val",
-                   method="logits", batch_size=batch_size)
-    return res["metrics"]
+    blip = accelerator.unwrap_model(model)
+    idx, preds = [], []
+    for batch in val_loader:
+        res = logit_scores(blip, processor, [samples[i].images[0] for i in batch.tolist()], template)
+        scores = torch.tensor([[r["scores"][d] for d in template.dimensions] for r in res], device=batch.device)
+        batch, scores = accelerator.gather_for_metrics((batch, scores))
+        idx += batch.tolist()
+        preds += scores.tolist()
+    by_idx = dict(zip(idx, preds))
+    return [{"images": [str(samples[i].item.image)], "content": samples[i].item.content, "true": dict(samples[i].labels),
+             "pred": dict(zip(template.dimensions, by_idx[i]))} for i in range(len(samples))]
 
 
 def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
@@ -209,6 +298,8 @@ def save_trained(model, processor, out: Path, meta: dict) -> None:
 
 def model_card(meta: dict) -> str:
     """A model card: base, protocol, dimensions, template, training config, metrics, how to load."""
+    import yaml
+
     cfg, base = meta["config"], meta["base"]["name_or_path"]
     rows = "\n".join(f"| {d} | " + " | ".join(fmt(m[k]) for k in ("srcc", "plcc", "krcc", "rmse")) + " |"
                      for d, m in meta["metrics"].items())
@@ -217,10 +308,11 @@ def model_card(meta: dict) -> str:
             f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
             f"model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")") if kind.startswith("LoRA") else \
         "from transformers import BlipForConditionalGeneration\nmodel = BlipForConditionalGeneration.from_pretrained(\"PATH_OR_REPO_ID\")"
+    resolved = yaml.safe_dump({"num_processes": meta.get("num_processes"), **cfg}, sort_keys=False).strip()
     return f"""---
-base_model: {base}
+base_model: {json.dumps(base)}
 library_name: {"peft" if kind.startswith("LoRA") else "transformers"}
-tags: [lora_iqa, image-quality-assessment, blip, lora]
+tags: [lora_iqa, image-quality-assessment, blip, {"lora" if kind.startswith("LoRA") else "full-fine-tuning"}]
 ---
 # lora_iqa {kind}: protocol `{meta['protocol']}`
 
@@ -239,9 +331,18 @@ Image-quality captioner ({kind}) trained with lora_iqa {meta.get('lora_iqa_versi
 |---|---|---|---|---|
 {rows}
 
+## Training config (resolved)
+
+```yaml
+{resolved}
+```
+
 ## Load
 
 ```python
 {load}
 ```
+
+With lora_iqa (checks the base fingerprint; a Hub id works wherever a directory does):
+`lora-iqa score IMAGE --adapter PATH_OR_REPO_ID --json`
 """

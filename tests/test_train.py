@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,7 @@ def test_full_fine_tune_dir(full_run):
 
 def test_checkpoints_accumulation_and_bf16(tmp_path, base_dir, manifest):
     """save_state every N optimizer steps (the last two kept, none half-written), with gradient
-    accumulation and bf16 autocast on CPU; a resume request is refused with a one-line error."""
+    accumulation and bf16 autocast on CPU; a resume path that is not a checkpoint is refused."""
     from lora_iqa.errors import LoraIqaError
     from lora_iqa.model import load_base
 
@@ -163,5 +164,60 @@ def test_checkpoints_accumulation_and_bf16(tmp_path, base_dir, manifest):
         assert any(f.startswith("optimizer") for f in files) and any("model" in f for f in files), files
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert res.best_step in (3, 6) and json.loads((out / "lora_iqa.json").read_text())["step"] == res.best_step
-    with pytest.raises(LoraIqaError, match="resume"):
-        run(load_config(None, [f"output_dir={tmp_path / 'r2'}", f"data.manifest={manifest}", "resume=auto"]))
+    with pytest.raises(LoraIqaError, match="not a lora_iqa checkpoint"):
+        run(load_config(None, [f"output_dir={tmp_path / 'r2'}", f"data.manifest={manifest}",
+                               f"resume={tmp_path / 'nope'}"]))
+
+
+def _adapter_tensors(d: Path) -> dict:
+    return load_file(str(d / "adapter_model.safetensors"))
+
+
+def test_kill_9_then_resume_auto_equals_an_uninterrupted_run(tmp_path, base_dir, manifest):
+    """5 times: SIGKILL the real `lora-iqa train` process at a random point (after a random checkpoint,
+    plus a random delay: mid-step, mid-eval or mid-save), then `resume=auto`; the final adapter must
+    equal an uninterrupted run's within 1e-6."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lora_iqa.train import find_checkpoint
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(f"base: {base_dir}\ndata:\n  manifest: {manifest}\ntrain:\n  max_steps: 16\n  batch_size: 16\n"
+                      "  lr: 1.0e-2\n  warmup_steps: 2\n  eval_every: 4\n  save_every: 2\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def train(out: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "lora_iqa.cli", "train", str(recipe), f"output_dir={out}", *extra],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    ref = tmp_path / "reference"
+    run(load_config(recipe, [f"output_dir={ref}"]), progress=False)  # in-process: same numerics, no startup
+    want = _adapter_tensors(ref)
+    want_meta = json.loads((ref / "lora_iqa.json").read_text())
+    rng = random.Random(20261122)
+    for trial in range(5):
+        out = tmp_path / f"killed{trial}"
+        k = rng.choice(range(2, 16, 2))  # kill after checkpoint step_k appears, plus 0-150 ms
+        p = train(out)
+        target = out / "checkpoints" / f"step_{k:07d}"
+        deadline = time.time() + 300
+        while not target.exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.15))
+        assert p.poll() is None, f"trial {trial}: the run ended before the kill point (step {k})"
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        assert not (out / "lora_iqa.json").exists()
+        resumed_from = find_checkpoint(out, "auto")  # the newest complete checkpoint survived the kill
+        assert target.exists() and resumed_from is not None and resumed_from.name >= target.name
+        run(load_config(recipe, [f"output_dir={out}", "resume=auto"]), progress=False)
+        got = _adapter_tensors(out)
+        assert set(got) == set(want)
+        diff = max(float((got[n] - want[n]).abs().max()) for n in want)
+        assert diff <= 1e-6, f"trial {trial} (killed after step {k}): max abs diff {diff}"
+        meta = json.loads((out / "lora_iqa.json").read_text())
+        assert meta["step"] == want_meta["step"] and meta["metrics"] == want_meta["metrics"]

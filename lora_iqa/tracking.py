@@ -1,0 +1,50 @@
+"""Experiment tracking through Accelerate's trackers (W&B, TensorBoard, ...), or nothing at all.
+
+With W&B: the resolved config, per-step loss and lr, validation SRCC per dimension with ``max``
+summaries (``define_metric``), and at the end the validation items of the selected step as a table.
+Offline unless configured (``WANDB_MODE``); the project comes from ``WANDB_PROJECT`` (default
+``lora_iqa``), the group from ``WANDB_RUN_GROUP`` (a bench sets it), the run name from the output dir.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from lora_iqa.config import Config
+
+
+class Tracker:
+    """A null logger when ``cfg.tracking`` is ``none``; else Accelerate's tracker(s)."""
+
+    def __init__(self, accelerator: Accelerator, cfg: Config, out: Path) -> None:
+        self.accelerator, self.kind = accelerator, cfg.tracking
+        if self.kind == "none":
+            return
+        init_kwargs = {}
+        if self.kind == "wandb":
+            out.mkdir(parents=True, exist_ok=True)
+            init_kwargs = {"wandb": {"name": out.name, "dir": str(out), "group": os.environ.get("WANDB_RUN_GROUP"),
+                                     "job_type": "train"}}
+        accelerator.init_trackers(os.environ.get("WANDB_PROJECT", "lora_iqa"), config=cfg.to_dict(),
+                                  init_kwargs=init_kwargs)
+        if self.kind == "wandb" and accelerator.is_main_process:
+            run = accelerator.get_tracker("wandb", unwrap=True)
+            run.define_metric("val/*", summary="max")
+            run.define_metric("train/loss", summary="min")
+
+    def log(self, values: dict, step: int) -> None:
+        if self.kind != "none":
+            self.accelerator.log(values, step=step)
+
+    def finish(self, items: list[dict], step: int) -> None:
+        """Log the selected step's validation items as a table (W&B)."""
+        if self.kind != "wandb" or not self.accelerator.is_main_process or not items:
+            return
+        dims = list(items[0]["true"])
+        columns = ["image", "content"] + [f"{d}_{k}" for d in dims for k in ("true", "pred")]
+        data = [[it["images"][0], it["content"]] + [v for d in dims for v in (it["true"][d], it["pred"][d])]
+                for it in items]
+        self.accelerator.get_tracker("wandb").log_table("val/items", columns=columns, data=data, step=step)
