@@ -61,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     _scorer_args(p)
     p.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="DICOM window (HU)")
     p.add_argument("--out", help="write the markdown here (default: print it)")
+
+    p = sub.add_parser("push", help="upload an adapter (or full fine-tune) directory with its model card to the Hub",
+                       description="The token comes from HF_TOKEN or `hf auth login` (never from the command "
+                                   "line); HF_ENDPOINT selects another Hub. checkpoints/ and hidden files stay local.")
+    p.add_argument("dir", metavar="DIR", help="adapter or full fine-tune directory (as written by train)")
+    p.add_argument("--repo-id", required=True, help="OWNER/NAME on the Hub (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+
+    p = sub.add_parser("sweep", help="run a W&B sweep file's grid locally (no W&B server), then compare the runs",
+                       description="Every grid point is validated first, then trained in-process with tracking=none "
+                                   "into OUT/NAME/POINT; finished points are not rerun. Writes OUT/comparison.md, "
+                                   ".json and .png. Run from the repository root (the command's paths are relative).")
+    p.add_argument("sweep", help="W&B sweep YAML (method, metric, parameters, command), e.g. recipes/sweeps/lora_rank.yaml")
+    p.add_argument("--out", default="runs/sweeps", help="output folder (default: runs/sweeps)")
     return ap
 
 
@@ -262,7 +276,20 @@ def _report(args) -> None:
         print(scorer.usage_line(), file=sys.stderr)
 
 
-_COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score, "report": _report}
+def _push(args) -> None:
+    from lora_iqa.hub import push
+
+    print(push(args.dir, args.repo_id, private=args.private))
+
+
+def _sweep(args) -> None:
+    from lora_iqa.sweep import run_sweep
+
+    run_sweep(args.sweep, Path(args.out))
+
+
+_COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score, "report": _report,
+             "push": _push, "sweep": _sweep}
 
 if __name__ == "__main__":
     sys.exit(main())

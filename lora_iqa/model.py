@@ -176,6 +176,9 @@ def attach(model: BlipForConditionalGeneration, adapter: AdapterConfig, name: st
         # embeddings output a leaf that its in-place position-embedding add then breaks in backward.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
+        for module in model.modules():  # bitsandbytes repacks 4-bit CPU weights for inference at the first
+            if hasattr(module, "support_avx512bf16_for_cpu"):  # eval and never unpacks them: training
+                module.support_avx512bf16_for_cpu = False  # after a validation would take a no-grad path
     lcfg = LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
                       target_modules=target_modules(adapter), use_rslora=adapter.use_rslora,
                       use_dora=adapter.use_dora, bias="none")
@@ -250,13 +253,13 @@ def resolve_adapter(path_or_id: str | Path) -> Path:
     try:
         return Path(snapshot_download(name, endpoint=os.environ.get("HF_ENDPOINT") or None))
     except (RepositoryNotFoundError, GatedRepoError):
-        why = "no such model repo on the Hub, or it is private/gated and no valid token was found (HF_TOKEN)"
+        why = "not found on the Hub (no such model repo, or a private/gated one and no valid token in HF_TOKEN)"
     except LocalEntryNotFoundError:
-        why = ("HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub cannot be reached") + \
-            " and it is not in the local Hub cache"
+        why = ("cannot be downloaded: " + ("HF_HUB_OFFLINE is set" if constants.is_offline_mode()
+                                           else "the Hub cannot be reached") + " and it is not in the local Hub cache")
     except Exception as e:  # other HTTP or connection errors
-        why = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
-    raise LoraIqaError(f"{name}: not a local directory, and downloading it from the Hub failed ({why})")
+        why = f"downloading it from the Hub failed ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+    raise LoraIqaError(f"{name}: not a local directory, and {why}")
 
 
 def read_meta(adapter_dir: str | Path) -> dict:

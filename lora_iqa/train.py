@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +51,8 @@ class TrainResult:
     samples_per_s: float
     best_step: int
     metrics: dict
+    losses: list[float] = field(default_factory=list)  # per optimizer step
+    curve: list[dict] = field(default_factory=list)  # {"step", DIM: val SRCC} at each evaluation
 
 
 def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: bool = True) -> TrainResult:
@@ -77,7 +79,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     set_seed(cfg.seed)
     model, processor = base if base is not None else load_base(cfg.base, cfg.quantize)
     base_name = getattr(model.config, "_name_or_path", "") or cfg.base
-    base_fp = fingerprint(model)
+    # the fingerprint names the unquantized checkpoint: that is what the adapter is loaded onto
+    base_fp = fingerprint(model if cfg.quantize == "none" else load_base(cfg.base)[0])
     model = attach(model, cfg.adapter, quantized=cfg.quantize != "none")
     trainable, total = count_params(model)
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
@@ -146,12 +149,14 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             step = state.step
             bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
             bar.update(1)
+            state.losses.append(loss.item())
             tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step)
             if step % tc.eval_every == 0 or step == tc.max_steps:
                 items = _validate(accelerator, model, processor, val_s, val_loader, template)
                 m = metrics_of(items, template.dimensions)
                 score = float(np.mean([v["srcc"] if v["srcc"] is not None else -1 for v in m.values()]))
                 tracker.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()} | {"val/mean_srcc": score}, step)
+                state.curve.append({"step": step, **{d: v["srcc"] for d, v in m.items()}})
                 bar.write(f"step {step}: val mean SRCC {score:.3f} (overall {fmt(m[template.dimensions[-1]]['srcc'])})")
                 if score > state.best_score or not tc.select_best:
                     state.best_score, state.best_step, state.best_metrics = score, step, m
@@ -178,7 +183,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     tracker.finish(state.best_items, state.best_step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"])
+    return TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"],
+                       state.losses, state.curve)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -216,10 +222,12 @@ class Progress:
         self.best_metrics: dict = {}
         self.best_items: list = []
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.losses: list[float] = []  # training loss per optimizer step
+        self.curve: list[dict] = []  # validation SRCC per dimension at each evaluation
 
     def state_dict(self) -> dict:
         return {"json": json.dumps({k: getattr(self, k) for k in ("step", "epoch", "batch", "best_score", "best_step",
-                                                                    "best_metrics", "best_items")}),
+                                                                    "best_metrics", "best_items", "losses", "curve")}),
                 "best_state": self.best_state}
 
     def load_state_dict(self, sd: dict) -> None:

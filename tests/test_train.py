@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peft import PeftModel
@@ -221,3 +222,38 @@ def test_kill_9_then_resume_auto_equals_an_uninterrupted_run(tmp_path, base_dir,
         assert diff <= 1e-6, f"trial {trial} (killed after step {k}): max abs diff {diff}"
         meta = json.loads((out / "lora_iqa.json").read_text())
         assert meta["step"] == want_meta["step"] and meta["metrics"] == want_meta["metrics"]
+
+
+@pytest.mark.parametrize("quantize", ["4bit", "8bit"])
+def test_qlora_trains_and_the_adapter_loads_onto_the_unquantized_base(tmp_path, manifest, quantize):
+    """QLoRA on CPU: the base's linear layers load through bitsandbytes, LoRA trains on top (backward
+    through BLIP's text embeddings works), and the adapter loads onto the plain fp32 base."""
+    import bitsandbytes as bnb
+
+    from conftest import TINY
+    from lora_iqa.model import load_base, scratch_base
+    from lora_iqa.predict import logit_scores
+    from lora_iqa.template import Template, vocabulary
+
+    base = tmp_path / "base64"  # hidden 64: bitsandbytes' CPU 4-bit kernels need in_features >= 64
+    model, processor = scratch_base(vocabulary(), seed=0, **{**TINY, "hidden": 64})
+    model.save_pretrained(base)
+    processor.save_pretrained(base)
+    qmodel, _ = load_base(str(base), quantize)
+    kind = bnb.nn.Linear4bit if quantize == "4bit" else bnb.nn.Linear8bitLt
+    assert sum(isinstance(m, kind) for m in qmodel.modules()) >= 10
+    out = tmp_path / "qlora"
+    cfg = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", f"base={base}", f"quantize={quantize}",
+                             "adapter.text=lora", "train.max_steps=60", "train.batch_size=16", "train.lr=3e-2",
+                             "train.warmup_steps=2", "train.eval_every=10", "train.save_every=0"])
+    res = run(cfg, progress=False)
+    first, last = sum(res.losses[:5]) / 5, sum(res.losses[-5:]) / 5
+    # from a random base the frozen decoder dominates the loss; measured: 4bit 4.64 -> 4.39, 8bit 4.64 -> 4.06
+    assert len(res.losses) == 60 and last < first - 0.15, (first, last)
+    plain = BlipForConditionalGeneration.from_pretrained(base)
+    peft_model = PeftModel.from_pretrained(plain, out)
+    assert any("lora_A" in n for n, _ in peft_model.named_parameters())
+    loaded, proc, meta = load_trained(out)  # the base fingerprint recorded is the unquantized one's
+    assert meta["config"]["quantize"] == quantize
+    scores = logit_scores(loaded, proc, [np.zeros((64, 64))], Template())[0]["scores"]
+    assert all(0 <= v <= 4 for v in scores.values())

@@ -1,0 +1,187 @@
+"""Push an adapter (or full fine-tune) directory to the Hugging Face Hub, with its model card.
+
+``push(dir, repo_id)`` checks the directory first (``lora_iqa.json``, the weights, the model card and
+its metadata) and refuses with one line naming the file at fault; nothing is uploaded then. The token
+is never an argument: huggingface_hub finds it (``HF_TOKEN``, or a ``huggingface-cli login`` /
+``hf auth login``). Hidden and temporary files and ``checkpoints/`` (training state) stay local.
+
+Loading from the Hub (``--adapter OWNER/NAME``) is ``lora_iqa.model.resolve_adapter``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.model import read_meta
+
+META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
+LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
+FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+FULL_PROCESSOR = ("processor_config.json", "preprocessor_config.json")
+SKIP_DIRS = ("checkpoints",)  # save_state training checkpoints: training state, not the adapter
+TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete", ".lock", ".swp", "~")
+TAG = "lora_iqa"
+
+
+def push(adapter_dir: str | Path, repo_id: str, private: bool = False, endpoint: str | None = None) -> str:
+    """Upload a checked adapter / full fine-tune directory to ``repo_id``; returns the repo URL.
+
+    ``endpoint`` defaults to ``HF_ENDPOINT`` (read now, not at import) or the public Hub.
+    """
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise LoraIqaError(f"--repo-id {repo_id}: not a valid Hub repo id ({_first_line(e)})") from None
+    root = Path(adapter_dir)
+    meta, files = check_dir(root)
+    token = get_token()
+    if not token:
+        raise LoraIqaError("no Hugging Face token found: set HF_TOKEN or run `hf auth login` "
+                           "(huggingface-cli login); lora-iqa never takes a token on the command line")
+    for rel in files:  # belt and braces: the token must never leave in a file
+        if not rel.endswith((".safetensors", ".bin")) and token.encode() in (root / rel).read_bytes():
+            raise LoraIqaError(f"{root / rel}: contains your Hugging Face token; refusing to upload it")
+    kind = "LoRA adapter" if _is_lora(root, meta) else "full fine-tune"
+    api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None)
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(root),
+                          allow_patterns=[glob.escape(f) for f in files],
+                          commit_message=f"lora_iqa {kind}, protocol {meta['protocol']}, step {meta.get('step')}")
+    except Exception as e:  # HTTP errors (401/403/404...), offline mode, connection errors
+        raise LoraIqaError(f"{repo_id}: push to the Hub failed ({type(e).__name__}: {_summary(e)})") from e
+    return str(url)
+
+
+def check_dir(root: Path) -> tuple[dict, list[str]]:
+    """(meta, files to upload) of a directory fit to push; LoraIqaError naming the file at fault otherwise."""
+    if not root.is_dir():
+        raise LoraIqaError(f"{root}: not a directory")
+    meta = read_meta(root)
+    meta_path = root / "lora_iqa.json"
+    if not isinstance(meta, dict):
+        raise LoraIqaError(f"{meta_path}: not a JSON object")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise LoraIqaError(f"{meta_path}: missing key(s) {', '.join(missing)}")
+    base = meta["base"] if isinstance(meta["base"], dict) else {}
+    if not base.get("name_or_path") or not base.get("fingerprint"):
+        raise LoraIqaError(f"{meta_path}: 'base' needs name_or_path and fingerprint")
+    lora = _is_lora(root, meta)
+    if lora:
+        for name in LORA_FILES:
+            _check_file(root / name)
+        _check_json(root / "adapter_config.json")
+        _check_safetensors(root / "adapter_model.safetensors")
+    else:
+        _check_file(root / "config.json")
+        _check_json(root / "config.json")
+        weights = [root / n for n in FULL_WEIGHTS if (root / n).is_file()]
+        if not weights:
+            raise LoraIqaError(f"{root / FULL_WEIGHTS[0]}: not found (a full fine-tune needs its model weights)")
+        if weights[0].name.endswith(".index.json"):
+            shards = set(_check_json(weights[0]).get("weight_map", {}).values())
+            for shard in sorted(shards):
+                _check_file(root / shard)
+        elif weights[0].suffix == ".safetensors":
+            _check_safetensors(weights[0])
+        if not any((root / n).is_file() for n in FULL_PROCESSOR):
+            raise LoraIqaError(f"{root / FULL_PROCESSOR[0]}: not found (a full fine-tune carries its processor)")
+    _check_card(root / "README.md", meta, lora)
+    return meta, upload_files(root)
+
+
+def upload_files(root: Path) -> list[str]:
+    """Paths (relative, posix) that are pushed: all files but hidden/temporary ones and ``checkpoints/``."""
+    out = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if (not p.is_file() or rel.parts[0] in SKIP_DIRS or "__pycache__" in rel.parts
+                or any(part.startswith(".") or part.endswith(TEMP_SUFFIXES) for part in rel.parts)):
+            continue
+        out.append(rel.as_posix())
+    return out
+
+
+def card_metadata(text: str) -> dict | None:
+    """The YAML front matter of a model card (``None`` when there is none)."""
+    if not text.startswith("---"):
+        return None
+    head, sep, _ = text[3:].partition("\n---")
+    if not sep:
+        return None
+    data = yaml.safe_load(head)
+    return data if isinstance(data, dict) else None
+
+
+def _is_lora(root: Path, meta: dict) -> bool:
+    method = (meta.get("config") or {}).get("adapter", {}).get("method")
+    return method == "lora" if method else (root / "adapter_config.json").exists()
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise LoraIqaError(f"{path}: not found")
+    if path.stat().st_size == 0:
+        raise LoraIqaError(f"{path}: empty")
+
+
+def _check_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoraIqaError(f"{path}: unreadable ({_first_line(e)})") from None
+    if not isinstance(data, dict):
+        raise LoraIqaError(f"{path}: not a JSON object")
+    return data
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if not list(f.keys()):
+                raise LoraIqaError(f"{path}: holds no tensors")
+    except LoraIqaError:
+        raise
+    except Exception as e:  # safetensors raises its own SafetensorError on a bad header / truncation
+        raise LoraIqaError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+
+
+def _check_card(path: Path, meta: dict, lora: bool) -> None:
+    _check_file(path)
+    try:
+        data = card_metadata(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise LoraIqaError(f"{path}: unreadable model card metadata ({_first_line(e)})") from None
+    if data is None:
+        raise LoraIqaError(f"{path}: no YAML metadata block (--- ... ---) at the top of the model card")
+    want = {"base_model": meta["base"]["name_or_path"], "library_name": "peft" if lora else "transformers"}
+    for key, value in want.items():
+        if data.get(key) != value:
+            raise LoraIqaError(f"{path}: metadata '{key}' is {data.get(key)!r}, expected {value!r}")
+    tags = data.get("tags")
+    if not isinstance(tags, list) or TAG not in tags:
+        raise LoraIqaError(f"{path}: metadata 'tags' must be a list that includes '{TAG}'")
+
+
+def _summary(e: BaseException, limit: int = 300) -> str:
+    """All of an error's message on one line (a Hub error's reason is on its later lines), shortened."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
