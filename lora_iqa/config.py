@@ -180,17 +180,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """Build a Config from a recipe YAML (optional) and ``key=value`` overrides, validated."""
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise LoraIqaError(f"{path}: recipe not found") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise LoraIqaError(f"{path}: cannot read recipe ({e})") from None
-        except yaml.YAMLError as e:
-            raise LoraIqaError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise LoraIqaError(f"{path}: a recipe must be a mapping of keys to values")
+        raw = read_yaml_mapping(path, "recipe")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -200,6 +190,22 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         return _build(Config, raw, "")
     except LoraIqaError as e:
         raise LoraIqaError(f"{path}: {e}" if path else str(e)) from None
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; every failure is one line naming the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise LoraIqaError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LoraIqaError(f"{path}: cannot read {what} ({e})") from None
+    except yaml.YAMLError as e:
+        raise LoraIqaError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise LoraIqaError(f"{path}: a {what} must be a mapping of keys to values")
+    return raw
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:

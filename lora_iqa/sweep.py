@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from lora_iqa.config import Config, load_config
+from lora_iqa.config import Config, load_config, read_yaml_mapping
 from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
 from lora_iqa.metrics import fmt
 
@@ -50,16 +49,7 @@ class Sweep:
 def read_sweep(path: str | Path) -> Sweep:
     """Parse and check a W&B sweep file (structure only; recipe keys are checked by ``validate``)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise LoraIqaError(f"{path}: sweep file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise LoraIqaError(f"{path}: cannot read sweep file ({e})") from None
-    except yaml.YAMLError as e:
-        raise LoraIqaError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise LoraIqaError(f"{path}: a sweep file must be a mapping (program, method, metric, parameters, command)")
+    raw = read_yaml_mapping(path, "sweep file")
 
     method = raw.get("method")
     if method not in METHODS:

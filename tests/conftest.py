@@ -137,3 +137,14 @@ def captions(n: int, seed: int = 0) -> list[str]:
 
     rng, t = random.Random(seed), Template()
     return [t.render({d: rng.randint(0, 4) for d in t.dimensions}) for _ in range(n)]
+
+
+def one_error_line(capsys, *names: str) -> str:
+    """Assert stderr is exactly one ``lora-iqa: error:`` line (no traceback) naming each of ``names``."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lora-iqa: error: ") and "Traceback" not in err
+    for n in names:
+        assert str(n) in lines[0], (n, lines[0])
+    return lines[0]

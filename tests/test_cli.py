@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
+from conftest import one_error_line
 from lora_iqa.cli import main
 from lora_iqa.template import CT_DIMENSIONS, Template
 
@@ -20,16 +21,6 @@ SUBCOMMANDS = [["demo"], ["synth"], ["synth", "ct"], ["train"], ["eval"], ["scor
 
 def _image(manifest: Path) -> Path:
     return sorted((manifest.parent / "images").glob("*_1.png"))[0]
-
-
-def _one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("lora-iqa: error: ") and "Traceback" not in err
-    for n in names:
-        assert str(n) in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def test_console_script_help():
@@ -103,21 +94,21 @@ def test_score_corrupt_image(adapter_dir, tmp_path, capsys):
     bad = tmp_path / "corrupt.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     assert main(["score", str(bad), "--adapter", str(adapter_dir), "--json"]) == 1
-    _one_error_line(capsys, bad)
+    one_error_line(capsys, bad)
     assert capsys.readouterr().out == ""
 
 
 def test_score_truncated_dicom(adapter_dir, capsys):
     truncated = get_testdata_file("MR_truncated.dcm")
     assert main(["score", truncated, "--adapter", str(adapter_dir), "--json"]) == 1
-    _one_error_line(capsys, truncated)
+    one_error_line(capsys, truncated)
 
 
 def test_score_adapter_without_meta(manifest, tmp_path, capsys):
     empty = tmp_path / "not_an_adapter"
     empty.mkdir()
     assert main(["score", str(_image(manifest)), "--adapter", str(empty)]) == 1
-    _one_error_line(capsys, empty / "lora_iqa.json")
+    one_error_line(capsys, empty / "lora_iqa.json")
 
 
 def test_eval_bad_score_value(adapter_dir, manifest, tmp_path, capsys):
@@ -134,7 +125,7 @@ def test_eval_bad_score_value(adapter_dir, manifest, tmp_path, capsys):
         assert main(["eval", "--adapter", str(adapter_dir), "--data", str(bad), "--out", str(out)]) == 1
     finally:
         bad.unlink()
-    line = _one_error_line(capsys, f"{bad}:3", "overall")
+    line = one_error_line(capsys, f"{bad}:3", "overall")
     assert "column 'overall'" in line
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -143,7 +134,7 @@ def test_eval_missing_manifest(adapter_dir, tmp_path, capsys):
     missing = tmp_path / "nope" / "manifest.csv"
     out = tmp_path / "eval.json"
     assert main(["eval", "--adapter", str(adapter_dir), "--data", str(missing), "--out", str(out)]) == 1
-    _one_error_line(capsys, missing)
+    one_error_line(capsys, missing)
     assert not out.exists()
 
 
@@ -152,7 +143,7 @@ def test_eval_adapter_without_meta(manifest, tmp_path, capsys):
     empty.mkdir()
     out = tmp_path / "eval.json"
     assert main(["eval", "--adapter", str(empty), "--data", str(manifest), "--out", str(out)]) == 1
-    _one_error_line(capsys, empty / "lora_iqa.json")
+    one_error_line(capsys, empty / "lora_iqa.json")
     assert not out.exists()
 
 
@@ -161,7 +152,7 @@ def test_train_recipe_unknown_key(manifest, tmp_path, capsys):
     out = tmp_path / "run"
     recipe.write_text(f"output_dir: {out}\nbase: scratch\ndata:\n  manifest: {manifest}\ntrain:\n  max_stepz: 5\n")
     assert main(["train", str(recipe)]) == 1
-    line = _one_error_line(capsys, recipe, "train.max_stepz")
+    line = one_error_line(capsys, recipe, "train.max_stepz")
     assert "unknown key" in line
     assert not out.exists()
 
@@ -221,18 +212,18 @@ def test_score_mllm_ds_and_errors(llm, manifest, capsys):
     assert rec["images"] == [a, b] and rec["protocol"] == "ds" and rec["preference"] == 0.0
     assert rec["probability"] == 0.9 and rec["status"] == "ok"
     assert main(["score", a, "--method", "mllm", "--json"]) == 1
-    _one_error_line(capsys, "--scorer openai")
+    one_error_line(capsys, "--scorer openai")
     assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--protocol", "ds"]) == 1
-    _one_error_line(capsys, "exactly 2 images")
+    one_error_line(capsys, "exactly 2 images")
     assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--strategy", "in_context"]) == 1
-    _one_error_line(capsys, "--data MANIFEST")
+    one_error_line(capsys, "--data MANIFEST")
     assert main(["score", a, "--method", "mllm", "--scorer", "openai", "--set", "concurrency=0"]) == 1
-    _one_error_line(capsys, "scorer.concurrency")
+    one_error_line(capsys, "scorer.concurrency")
 
 
 def test_score_logits_rejects_llm_scorer(adapter_dir, manifest, capsys):
     assert main(["score", str(_image(manifest)), "--adapter", str(adapter_dir), "--scorer", "openai"]) == 1
-    _one_error_line(capsys, "--method caption")
+    one_error_line(capsys, "--method caption")
 
 
 @pytest.mark.parametrize("backend", ["template", "openai"])

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from conftest import one_error_line
 from lora_iqa.cli import main
 from lora_iqa.errors import LoraIqaError
 
@@ -237,16 +238,6 @@ def local(adapter_dir, tmp_path) -> Path:
     return d
 
 
-def _one_error_line(capsys, *names: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("lora-iqa: error: ") and "Traceback" not in err
-    for n in names:
-        assert str(n) in lines[0], (n, lines[0])
-    return lines[0]
-
-
 def _image(manifest: Path) -> Path:
     return sorted((manifest.parent / "images").glob("*_1.png"))[0]
 
@@ -331,15 +322,15 @@ BROKEN = [
 def test_push_refuses_a_broken_directory(hub, local, capsys, case, breakit, culprit):
     breakit(local)
     assert main(["push", str(local), "--repo-id", "alice/ct-lora"]) == 1
-    _one_error_line(capsys, local / culprit)
+    one_error_line(capsys, local / culprit)
     assert hub.requests == [] and hub.repos == {}  # refused before any request: nothing uploaded
 
 
 def test_push_refuses_missing_dir_and_bad_repo_id(hub, local, tmp_path, capsys):
     assert main(["push", str(tmp_path / "nope"), "--repo-id", "alice/ct-lora"]) == 1
-    _one_error_line(capsys, tmp_path / "nope")
+    one_error_line(capsys, tmp_path / "nope")
     assert main(["push", str(local), "--repo-id", "alice/ct lora!"]) == 1
-    _one_error_line(capsys, "alice/ct lora!")
+    one_error_line(capsys, "alice/ct lora!")
     assert hub.requests == []
 
 
@@ -347,7 +338,7 @@ def test_push_without_a_token_says_so_in_one_line(hub, local, monkeypatch, capsy
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     assert main(["push", str(local), "--repo-id", "alice/ct-lora"]) == 1
-    line = _one_error_line(capsys, "token", "HF_TOKEN")
+    line = one_error_line(capsys, "token", "HF_TOKEN")
     assert "login" in line
     assert hub.requests == []
 
@@ -355,7 +346,7 @@ def test_push_without_a_token_says_so_in_one_line(hub, local, monkeypatch, capsy
 def test_push_with_a_rejected_token_is_one_line(hub, local, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_wrong-token")
     assert main(["push", str(local), "--repo-id", "alice/ct-lora"]) == 1
-    line = _one_error_line(capsys, "alice/ct-lora", "401")
+    line = one_error_line(capsys, "alice/ct-lora", "401")
     assert "hf_wrong-token" not in line
     assert hub.repos == {}
 
@@ -363,7 +354,7 @@ def test_push_with_a_rejected_token_is_one_line(hub, local, monkeypatch, capsys)
 def test_push_refuses_a_file_holding_the_token(hub, local, capsys):
     (local / "notes.md").write_text(f"my token is {TOKEN}\n")
     assert main(["push", str(local), "--repo-id", "alice/ct-lora"]) == 1
-    line = _one_error_line(capsys, local / "notes.md")
+    line = one_error_line(capsys, local / "notes.md")
     assert TOKEN not in line
     assert hub.requests == []
 
@@ -394,7 +385,7 @@ def test_score_with_a_hub_adapter_id(hub, local, adapter_dir, manifest, capsys):
 
 def test_unknown_hub_adapter_is_one_line(hub, manifest, capsys):
     assert main(["score", str(_image(manifest)), "--adapter", "alice/no-such-adapter", "--json"]) == 1
-    _one_error_line(capsys, "alice/no-such-adapter", "not found")
+    one_error_line(capsys, "alice/no-such-adapter", "not found")
 
 
 def test_offline_hub_adapter_is_one_line(hub, manifest, monkeypatch, capsys):
@@ -402,7 +393,7 @@ def test_offline_hub_adapter_is_one_line(hub, manifest, monkeypatch, capsys):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert main(["score", str(_image(manifest)), "--adapter", "alice/ct-lora", "--json"]) == 1
-    _one_error_line(capsys, "alice/ct-lora", "HF_HUB_OFFLINE")
+    one_error_line(capsys, "alice/ct-lora", "HF_HUB_OFFLINE")
     assert hub.requests == []
 
 
@@ -475,5 +466,5 @@ def test_push_and_load_a_full_fine_tune(hub, full_dir, capsys):
 def test_push_refuses_a_full_fine_tune_without(hub, full_dir, capsys, missing):
     (full_dir / missing).unlink()
     assert main(["push", str(full_dir), "--repo-id", "alice/ct-full"]) == 1
-    _one_error_line(capsys, full_dir / missing)
+    one_error_line(capsys, full_dir / missing)
     assert hub.requests == []
