@@ -140,14 +140,19 @@ def _synth(args) -> None:
 
 def _train(args) -> None:
     from lora_iqa.config import load_config
-    from lora_iqa.embedded import resolve_base
-    from lora_iqa.train import run
+    from lora_iqa.embedded import EMBEDDED, embedded_path, resolve_base
+    from lora_iqa.train import partial_state, run
 
     cfg = load_config(args.recipe, args.overrides)
+    state = partial_state()
+    if cfg.base == EMBEDDED and state.num_processes > 1 and not (embedded_path() / "lora_iqa.json").exists():
+        raise LoraIqaError(f"base 'embedded' is not built yet at {embedded_path()}: build it once with one process "
+                           "(python -m lora_iqa.embedded), then launch the processes")
     cfg.base = resolve_base(cfg.base)
     res = run(cfg)
-    print(f"saved {res.dir} (best step {res.best_step}, val overall SRCC "
-          f"{res.metrics.get(cfg.data.dimensions[-1], {}).get('srcc')})")
+    if state.is_main_process:
+        print(f"saved {res.dir} (best step {res.best_step}, val overall SRCC "
+              f"{res.metrics.get(cfg.data.dimensions[-1], {}).get('srcc')})")
 
 
 def _eval(args) -> None:

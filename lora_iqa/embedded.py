@@ -24,7 +24,7 @@ from lora_iqa.template import LEVELS, Template, vocabulary
 from lora_iqa import train
 
 EMBEDDED = "embedded"
-VERSION = "v1"
+VERSION = "v2"  # v2: the training loop draws shuffles/augmentations per (seed, epoch, sample)
 CORPUS = SynthCTConfig(n=480, size=96, seed=90210, per_content=8)
 NUMERIC = ("views", "dose", "blur", "lesion_hu")
 PRETRAIN_ATTRIBUTES = ("dose", "views", "kernel", "blur", "lesion")

@@ -47,4 +47,4 @@ class Tracker:
         columns = ["image", "content"] + [f"{d}_{k}" for d in dims for k in ("true", "pred")]
         data = [[it["images"][0], it["content"]] + [v for d in dims for v in (it["true"][d], it["pred"][d])]
                 for it in items]
-        self.accelerator.get_tracker("wandb").log_table("val/items", columns=columns, data=data, step=step)
+        self.accelerator.get_tracker("wandb").log_table(f"val/items_step_{step}", columns=columns, data=data)

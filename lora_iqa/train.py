@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.state import AcceleratorState, GradientState, PartialState
+from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -72,7 +72,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     # split_batches: train.batch_size is the global batch, split across processes (one recipe, any world size)
     accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
                               log_with=None if cfg.tracking == "none" else cfg.tracking, project_dir=str(out),
-                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+                              dataloader_config=DataLoaderConfiguration(split_batches=True),
+                              cpu=not _has_accelerator())  # no GPU: `accelerate launch --multi_gpu` runs gloo DDP
     for key, size in (("train.batch_size", tc.batch_size), ("train.eval_batch_size", tc.eval_batch_size)):
         if size % accelerator.num_processes:
             raise LoraIqaError(f"key '{key}' ({size}) must be divisible by the {accelerator.num_processes} processes")
@@ -157,7 +158,9 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
                 score = float(np.mean([v["srcc"] if v["srcc"] is not None else -1 for v in m.values()]))
                 tracker.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()} | {"val/mean_srcc": score}, step)
                 state.curve.append({"step": step, **{d: v["srcc"] for d, v in m.items()}})
-                bar.write(f"step {step}: val mean SRCC {score:.3f} (overall {fmt(m[template.dimensions[-1]]['srcc'])})")
+                if accelerator.is_main_process:
+                    bar.write(f"step {step}: val mean SRCC {score:.3f} "
+                              f"(overall {fmt(m[template.dimensions[-1]]['srcc'])})")
                 if score > state.best_score or not tc.select_best:
                     state.best_score, state.best_step, state.best_metrics = score, step, m
                     state.best_items = items
@@ -178,13 +181,26 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             "num_processes": accelerator.num_processes, "step": state.best_step,
             "metrics": {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in state.best_metrics.items()},
             "lora_iqa_version": __version__}
+    # ZeRO-3 / FSDP shard the weights: gather them on every rank, or the saved adapter comes out empty
+    sharded = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
+    state_dict = accelerator.get_state_dict(model) if sharded else None
     if accelerator.is_main_process:
-        save_trained(unwrapped, processor, out, meta)
+        save_trained(unwrapped, processor, out, meta, state_dict=state_dict)
     tracker.finish(state.best_items, state.best_step)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"],
                        state.losses, state.curve)
+
+
+def partial_state() -> PartialState:
+    """The process group (Accelerate's PartialState), on CPU when there is no GPU or other accelerator."""
+    return PartialState(cpu=not _has_accelerator())
+
+
+def _has_accelerator() -> bool:
+    acc = getattr(torch, "accelerator", None)
+    return torch.cuda.is_available() or bool(acc is not None and acc.is_available())
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -290,12 +306,15 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, step: int) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def save_trained(model, processor, out: Path, meta: dict) -> None:
-    """Write the adapter (or full model) directory: weights first, ``lora_iqa.json`` last, each atomically."""
+def save_trained(model, processor, out: Path, meta: dict, state_dict: dict | None = None) -> None:
+    """Write the adapter (or full model) directory: weights first, ``lora_iqa.json`` last, each atomically.
+
+    ``state_dict`` is the gathered full state under ZeRO-3/FSDP (else the model's own is used).
+    """
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".save-", dir=out) as tmp_name:  # removed afterwards, even on error
         tmp = Path(tmp_name)
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), **({"state_dict": state_dict} if state_dict is not None else {}))
         if not hasattr(model, "peft_config"):  # a full fine-tune is a complete base: it carries its processor
             processor.save_pretrained(str(tmp))
         (tmp / "README.md").write_text(model_card(meta))
