@@ -50,3 +50,24 @@ def test_bad_recipe_file_names_the_file(tmp_path):
 
 def test_defaults_validate():
     assert Config().adapter.part_modes()["text"] == "frozen"
+
+
+RECIPES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "recipes" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_is_valid_and_carries_its_launch_command(recipe):
+    cfg = load_config(recipe)
+    assert "recipes/train.py" in recipe.read_text().split("\n\n")[0] or "accelerate launch" in recipe.read_text()
+    assert cfg.data.manifest and cfg.output_dir.startswith("runs/")
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["quantize=2bit"], "quantize"),
+    (["quantize=4bit", "adapter.method=full"], "quantize"),
+    (["scorer.strategy=fewshot"], "scorer.strategy"),
+    (["scorer.concurrency=0"], "scorer.concurrency"),
+])
+def test_quantize_and_scorer_keys_are_validated(overrides, key):
+    with pytest.raises(LoraIqaError, match=key):
+        load_config(None, overrides)

@@ -141,7 +141,7 @@ class OpenAIScorer:
 
     async def _one(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, msgs: list[dict], params: dict,
                    check: Callable[[str], Result]) -> Result:
-        key = ReplyCache.key(str(client.base_url), self.cfg.model, msgs, params)
+        key = ReplyCache.key(str(client.base_url), self.cfg.model, msgs, params) if self.cache else ""
         cached = check(self.cache.get(key) or "") if self.cache else None
         if cached is not None and cached.ok:
             self.usage.cache_hits += 1

@@ -43,7 +43,7 @@ class ChatServer:
         self._rng = random.Random(seed)
         self._schedule: list[str | None] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
@@ -66,6 +66,10 @@ class ChatServer:
                 hits = set(self._rng.sample(range(100), round(self.fault_rate * 100)))
                 self._schedule = [self._rng.choice(self.faults) if i in hits else None for i in range(100)]
             return self._schedule.pop(0)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # socketserver's default backlog of 5 drops SYNs under concurrency (1 s stalls)
 
 
 def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
