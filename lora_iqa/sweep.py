@@ -244,7 +244,24 @@ def _comparison(sweep: Sweep, runs: list[dict]) -> dict:
     pick = max if sweep.metric["goal"] == "maximize" else min
     return {"sweep": str(sweep.path), "name": sweep.name, "method": sweep.method, "metric": sweep.metric,
             "recipe": sweep.recipe, "fixed": [*sweep.before, *sweep.after], "parameters": sweep.parameters,
-            "varying": sweep.varying, "runs": runs, "best": pick(scored)[1] if scored else None}
+            "varying": sweep.varying, "runs": runs, "best": pick(scored)[1] if scored else None,
+            "data": _data_of(runs)}
+
+
+def _data_of(runs: list[dict]) -> dict:
+    """The manifests the runs trained on, and whether they are SYNTHETIC (a ``synthetic`` column)."""
+    manifests = set()
+    for r in runs:
+        meta = Path(r["dir"]) / "lora_iqa.json"
+        if meta.is_file():
+            manifests.add(json.loads(meta.read_text())["config"]["data"]["manifest"])
+    synthetic = False
+    for m in manifests:
+        try:
+            synthetic |= "synthetic" in Path(m).open().readline().strip().split(",")
+        except OSError:
+            pass
+    return {"manifests": sorted(manifests), "synthetic": synthetic}
 
 
 def comparison_table(result: dict) -> str:
@@ -269,6 +286,9 @@ def _markdown(result: dict, table: str) -> str:
     return (f"# Sweep `{result['name']}` ({result['sweep']}, run locally by `lora-iqa sweep`)\n\n"
             f"- recipe: `{result['recipe']}`; command overrides: `{' '.join(result['fixed']) or '—'}`\n"
             f"- fixed parameters: `{' '.join(point_args(fixed)) or '—'}`\n"
+            f"- data: {', '.join(f'`{m}`' for m in result.get('data', {}).get('manifests', [])) or '—'}"
+            + (" (**SYNTHETIC** images and labels, made by `lora-iqa synth`)" if result.get("data", {}).get("synthetic")
+               else "") + "\n"
             f"- metric: `{result['metric']['name']}` ({result['metric']['goal']}), read from each run's saved "
             f"validation metrics at its best step; best run: **{result['best'] or '—'}**\n\n"
             f"Validation SRCC per dimension at the selected (best) step; train s and samples/s are the "

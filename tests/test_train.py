@@ -248,7 +248,8 @@ def test_qlora_trains_and_the_adapter_loads_onto_the_unquantized_base(tmp_path, 
                              "train.warmup_steps=2", "train.eval_every=10", "train.save_every=0"])
     res = run(cfg, progress=False)
     first, last = sum(res.losses[:5]) / 5, sum(res.losses[-5:]) / 5
-    # from a random base the frozen decoder dominates the loss; measured: 4bit 4.64 -> 4.39, 8bit 4.64 -> 4.06
+    print(f"{quantize}: mean loss of the first 5 steps {first:.3f}, of the last 5 {last:.3f}")
+    # from a random base the frozen random decoder dominates the loss, so the drop is modest
     assert len(res.losses) == 60 and last < first - 0.15, (first, last)
     plain = BlipForConditionalGeneration.from_pretrained(base)
     peft_model = PeftModel.from_pretrained(plain, out)
