@@ -29,7 +29,7 @@ from lora_iqa import __version__
 from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import Sample, ss_samples
-from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text
 from lora_iqa.evaluation import metrics_of
 from lora_iqa.metrics import fmt
 from lora_iqa.model import attach, count_params, fingerprint, load_base, pixel_values
@@ -297,13 +297,25 @@ def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
 
 
 def _save_checkpoint(accelerator: Accelerator, out: Path, step: int) -> None:
-    """``save_state`` into a temporary folder, renamed into place: the last good checkpoint survives a crash."""
-    final = out / "checkpoints" / f"step_{step:07d}"
-    with atomic_path(final) as tmp:
-        accelerator.save_state(str(tmp))
+    """``save_state`` into one temporary folder shared by every rank, renamed into place by rank 0 once all
+    ranks have written: the last good checkpoint survives a crash. The last two are kept."""
+    ckpts = out / "checkpoints"
+    final = ckpts / f"step_{step:07d}"
+    tmp = ckpts / f".{final.name}.tmp"
     if accelerator.is_main_process:
-        for old in sorted((out / "checkpoints").glob("step_*"))[:-2]:
+        for junk in ckpts.glob(".step_*.tmp"):  # left by a killed run
+            shutil.rmtree(junk, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # the same step saved again after a resume
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in sorted(ckpts.glob("step_*"))[:-2]:
             shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
 
 
 def save_trained(model, processor, out: Path, meta: dict, state_dict: dict | None = None) -> None:

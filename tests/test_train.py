@@ -294,23 +294,39 @@ def test_wandb_offline_tracking(tmp_path, base_dir, manifest, monkeypatch):
     assert len(table["data"]) == 24 and "overall_pred" in table["columns"]
 
 
-def test_two_process_ddp_matches_one_process(tmp_path, base_dir, manifest):
+def test_two_process_ddp_matches_one_process_and_resumes_exactly(tmp_path, base_dir, manifest):
     """`accelerate launch --multi_gpu --num_processes 2 recipes/train.py` runs real gloo DDP on CPU:
-    train.batch_size is the global batch, so the 2-rank run matches the 1-process run."""
+    train.batch_size is the global batch, so the 2-rank run matches the 1-process run. Its checkpoints
+    hold every rank's RNG state, and a 2-rank resume from a mid-run checkpoint ends on the same adapter."""
+    import shutil
     import subprocess
     import sys
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(f"base: {base_dir}\ndata:\n  manifest: {manifest}\ntrain:\n  max_steps: 12\n  batch_size: 16\n"
-                      "  lr: 1.0e-2\n  warmup_steps: 2\n  eval_every: 6\n  save_every: 0\n")
-    one = run(load_config(recipe, [f"output_dir={tmp_path / 'one'}"]), progress=False)
+                      "  lr: 1.0e-2\n  warmup_steps: 2\n  eval_every: 6\n  save_every: 6\n")
+    one = run(load_config(recipe, [f"output_dir={tmp_path / 'one'}", "train.save_every=0"]), progress=False)
     script = Path(__file__).resolve().parents[1] / "recipes" / "train.py"
-    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                           str(script), str(recipe), f"output_dir={tmp_path / 'two'}"],
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("saved ") == 1  # only rank 0 reports (and writes)
-    meta = json.loads((tmp_path / "two" / "lora_iqa.json").read_text())
+
+    def launch(*overrides: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                               "2", str(script), str(recipe), *overrides],
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    two = tmp_path / "two"
+    assert launch(f"output_dir={two}").stdout.count("saved ") == 1  # only rank 0 reports (and writes)
+    meta = json.loads((two / "lora_iqa.json").read_text())
     assert meta["num_processes"] == 2 and meta["step"] == one.best_step
     for d, m in one.metrics.items():
         assert abs(meta["metrics"][d]["srcc"] - m["srcc"]) <= 0.02, (d, meta["metrics"][d], m)
+    ckpt = two / "checkpoints" / "step_0000006"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "custom_checkpoint_0.pkl"} <= {p.name for p in ckpt.iterdir()}
+    assert not list((two / "checkpoints").glob(".*"))  # no temporary left
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(ckpt, resumed / "checkpoints" / ckpt.name)
+    launch(f"output_dir={resumed}", "resume=auto")
+    want, got = _adapter_tensors(two), _adapter_tensors(resumed)
+    assert max(float((got[n] - want[n]).abs().max()) for n in want) <= 1e-6
