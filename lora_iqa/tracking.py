@@ -9,6 +9,7 @@ Offline unless configured (``WANDB_MODE``); the project comes from ``WANDB_PROJE
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -19,15 +20,17 @@ from lora_iqa.config import Config
 class Tracker:
     """A null logger when ``cfg.tracking`` is ``none``; else Accelerate's tracker(s)."""
 
-    def __init__(self, accelerator: Accelerator, cfg: Config, out: Path) -> None:
-        self.accelerator, self.kind = accelerator, cfg.tracking
+    def __init__(self, accelerator: Accelerator, cfg: Config, out: Path, run_id: str = "") -> None:
+        """``run_id`` (kept in checkpoints) makes a resumed training continue the same W&B run."""
+        self.accelerator, self.kind, self.run_id = accelerator, cfg.tracking, run_id
         if self.kind == "none":
             return
         init_kwargs = {}
         if self.kind == "wandb":
             out.mkdir(parents=True, exist_ok=True)
+            self.run_id = run_id or secrets.token_hex(4)  # a W&B-style 8-character run id
             init_kwargs = {"wandb": {"name": out.name, "dir": str(out), "group": os.environ.get("WANDB_RUN_GROUP"),
-                                     "job_type": "train"}}
+                                     "job_type": "train", "id": self.run_id, "resume": "allow"}}
         accelerator.init_trackers(os.environ.get("WANDB_PROJECT", "lora_iqa"), config=cfg.to_dict(),
                                   init_kwargs=init_kwargs)
         if self.kind == "wandb" and accelerator.is_main_process:

@@ -125,7 +125,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         accelerator.print(f"resumed from {resume_from} at step {state.step}")
-    tracker = Tracker(accelerator, cfg, out)
+    tracker = Tracker(accelerator, cfg, out, state.tracker_id)
+    state.tracker_id = tracker.run_id
 
     seen, t0 = 0, time.perf_counter()
     bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train {cfg.adapter.method}", unit="step",
@@ -240,10 +241,11 @@ class Progress:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.losses: list[float] = []  # training loss per optimizer step
         self.curve: list[dict] = []  # validation SRCC per dimension at each evaluation
+        self.tracker_id = ""  # the W&B run id, so a resumed run logs into the same run
 
     def state_dict(self) -> dict:
         return {"json": json.dumps({k: getattr(self, k) for k in ("step", "epoch", "batch", "best_score", "best_step",
-                                                                    "best_metrics", "best_items", "losses", "curve")}),
+                                                                    "best_metrics", "best_items", "losses", "curve", "tracker_id")}),
                 "best_state": self.best_state}
 
     def load_state_dict(self, sd: dict) -> None:

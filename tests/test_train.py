@@ -263,6 +263,8 @@ def test_qlora_trains_and_the_adapter_loads_onto_the_unquantized_base(tmp_path, 
 def test_wandb_offline_tracking(tmp_path, base_dir, manifest, monkeypatch):
     """tracking=wandb (offline): the resolved config, per-step loss and lr, validation SRCC with max
     summaries (define_metric), and the selected step's validation items as a table."""
+    import shutil
+
     import wandb
 
     calls = {"init": [], "define_metric": [], "log": [], "update": []}
@@ -292,6 +294,17 @@ def test_wandb_offline_tracking(tmp_path, base_dir, manifest, monkeypatch):
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
     assert len(table["data"]) == 24 and "overall_pred" in table["columns"]
+    # a resumed run continues the same W&B run (its id is kept in the checkpoint)
+    first_id = init_kw["id"]
+    cfg2 = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", f"base={base_dir}", "tracking=wandb",
+                              "train.max_steps=6", "train.batch_size=16", "train.eval_every=3", "train.save_every=3",
+                              "resume=auto"])
+    run(cfg2, progress=False)  # no checkpoint yet: a fresh run with a new id, saving checkpoints
+    second_id = calls["init"][-1][1]["id"]
+    assert second_id != first_id
+    shutil.rmtree(out / "checkpoints" / "step_0000006")
+    run(cfg2, progress=False)  # resumes from step 3
+    assert calls["init"][-1][1]["id"] == second_id and calls["init"][-1][1]["resume"] == "allow"
 
 
 def test_two_process_ddp_matches_one_process_and_resumes_exactly(tmp_path, base_dir, manifest):
