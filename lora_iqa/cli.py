@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("png", "dcm"), default="png")
     p.add_argument("--jitter", type=float, default=0.0, help="rater jitter (std, score units)")
+    p = synth.add_parser("natural", help="distorted natural photos (scikit-image's; SYNTHETIC labels from a rater)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=400)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("train", help="train from a recipe (same code as `accelerate launch recipes/train.py`)")
     p.add_argument("recipe")
@@ -75,6 +80,22 @@ def _parser() -> argparse.ArgumentParser:
                                    ".json and .png. Run from the repository root (the command's paths are relative).")
     p.add_argument("sweep", help="W&B sweep YAML (method, metric, parameters, command), e.g. recipes/sweeps/lora_rank.yaml")
     p.add_argument("--out", default="runs/sweeps", help="output folder (default: runs/sweeps)")
+
+    from lora_iqa.data.datasets import FORMATS  # stdlib-only at import
+
+    p = sub.add_parser("data", help="dataset tools")
+    data = p.add_subparsers(dest="action", required=True)
+    p = data.add_parser("import", help="turn a public IQA dataset's published layout into a manifest",
+                        description="Reads the dataset's own annotation files under ROOT, maps its scores "
+                                    "linearly onto 0-4 (higher is better), splits 70/10/20 by content and writes "
+                                    "MANIFEST (.csv) plus its .json metadata (format, sources, score mapping).")
+    p.add_argument("format", metavar="FORMAT", choices=list(FORMATS), help=", ".join(FORMATS))
+    p.add_argument("root", metavar="ROOT", help="the dataset's release folder")
+    p.add_argument("--out", required=True, metavar="MANIFEST",
+                   help="manifest.csv to write, in ROOT or a folder above it (a folder gets manifest.csv)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
+    p.add_argument("--check-files", action=argparse.BooleanOptionalAction, default=True,
+                   help="check every listed image exists (default: on)")
     return ap
 
 
@@ -131,6 +152,12 @@ def _demo(args) -> None:
 
 
 def _synth(args) -> None:
+    if args.kind == "natural":
+        from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
+
+        path = synth_natural(Path(args.out), SynthNaturalConfig(n=args.n, size=args.size, seed=args.seed))
+        print(f"wrote {path} (SYNTHETIC distortions and labels)")
+        return
     from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
 
     cfg = SynthCTConfig(n=args.n, size=args.size, seed=args.seed, format=args.format, jitter=args.jitter)
@@ -293,8 +320,16 @@ def _sweep(args) -> None:
     run_sweep(args.sweep, Path(args.out))
 
 
+def _data(args) -> None:
+    from lora_iqa.data.datasets import import_dataset
+
+    res = import_dataset(args.format, args.root, args.out, seed=args.seed, check_files=args.check_files)
+    print(f"wrote {res.path} and {res.meta_path.name} ({args.format}; dimensions {', '.join(res.dimensions)}): "
+          + ", ".join(f"{s} {n}" for s, n in res.counts.items()))
+
+
 _COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score, "report": _report,
-             "push": _push, "sweep": _sweep}
+             "push": _push, "sweep": _sweep, "data": _data}
 
 if __name__ == "__main__":
     sys.exit(main())

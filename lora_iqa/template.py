@@ -9,6 +9,14 @@ Example (noise 3, artifact 2, sharpness 4, contrast 1, overall 2)::
     noise is good. artifact is fair. sharpness is excellent. contrast is poor.
     overall quality is fair, limited clinical interpretation.
 
+Other domains (``Template(dims, domain="natural")`` or ``"aigc"``) keep the same grammar, but the
+overall sentence ends at its level word (no clinical phrase), e.g.::
+
+    sharpness is good. noise is fair. artifact is excellent. contrast is good. color is poor.
+    overall quality is fair.
+
+The CT domain (the default) is unchanged.
+
 This module imports nothing from the package.
 """
 
@@ -28,6 +36,10 @@ ACCEPTABILITY: tuple[str, ...] = (
     "fit for diagnostic interpretation",
     "excellent for diagnostic interpretation",
 )
+DOMAINS: tuple[str, ...] = ("ct", "natural", "aigc")  # only "ct" phrases overall as diagnostic acceptability
+# Natural photos (lora_iqa.data.synth_natural) and AI-generated images; overall last, as for CT.
+NATURAL_DIMENSIONS: tuple[str, ...] = ("sharpness", "noise", "artifact", "contrast", "color", "overall")
+AIGC_DIMENSIONS: tuple[str, ...] = ("sharpness", "noise", "color", "alignment", "overall")
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,15 @@ class Template:
 
     dimensions: tuple[str, ...] = CT_DIMENSIONS
     overall: str = "overall"
+    domain: str = "ct"  # one of DOMAINS; not "ct": the overall sentence has no acceptability phrase
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"template: domain must be one of {DOMAINS}, got {self.domain!r}")
+
+    def _tail(self, dim: str, level: int) -> str:
+        """What follows ``dim``'s level word: the acceptability phrase (CT overall only) and the period."""
+        return f", {ACCEPTABILITY[level]}." if dim == self.overall and self.domain == "ct" else "."
 
     def prefix(self, dim: str) -> str:
         """The words that precede ``dim``'s level word in a caption."""
@@ -45,7 +66,7 @@ class Template:
         """Caption for integer scores in 0..4 (every dimension required)."""
         last = self.dimensions[-1]
         level = _level(scores, last)
-        tail = f"{LEVELS[level]}" + (f", {ACCEPTABILITY[level]}." if last == self.overall else ".")
+        tail = f"{LEVELS[level]}" + self._tail(last, level)
         return f"{self.prompt(scores, last)} {tail}"
 
     def prompt(self, scores: Mapping[str, int], dim: str) -> str:
@@ -56,20 +77,20 @@ class Template:
                 return " ".join(parts + [self.prefix(d)])
             level = _level(scores, d)
             text = f"{self.prefix(d)} {LEVELS[level]}"
-            parts.append(text + (f", {ACCEPTABILITY[level]}." if d == self.overall else "."))
+            parts.append(text + self._tail(d, level))
         raise KeyError(f"template: unknown dimension '{dim}'")
 
     def parse(self, caption: str) -> dict[str, int | None]:
         """Scores read back from a caption; a dimension that cannot be read is ``None`` (never guessed).
 
         Tolerant of case, punctuation and spacing. The overall level may come from its level word or,
-        when that is absent, from its acceptability phrase (a one-to-one mapping, not a guess).
+        when that is absent, from its acceptability phrase (a one-to-one mapping, not a guess; CT only).
         """
         text = _normalise(caption)
         out: dict[str, int | None] = {}
         for dim in self.dimensions:
             out[dim] = self._find_level(text, dim)
-            if out[dim] is None and dim == self.overall:
+            if out[dim] is None and dim == self.overall and self.domain == "ct":
                 hits = [i for i, phrase in enumerate(ACCEPTABILITY) if phrase in text]
                 out[dim] = hits[0] if len(hits) == 1 else None
         return out
@@ -131,10 +152,10 @@ def parse_ranking(caption: str, k: int) -> list[int] | None:
     return order if sorted(order) == list(range(1, k + 1)) else None
 
 
-def vocabulary(dimensions: Sequence[str] = CT_DIMENSIONS) -> list[str]:
+def vocabulary(dimensions: Sequence[str] = CT_DIMENSIONS, domain: str = "ct") -> list[str]:
     """Every word a caption of this template can contain (for building an offline tokenizer)."""
-    tmpl = Template(tuple(dimensions))
-    words = set(LEVELS) | {w for phrase in ACCEPTABILITY for w in phrase.split()}
+    tmpl = Template(tuple(dimensions), domain=domain)
+    words = set(LEVELS) | ({w for phrase in ACCEPTABILITY for w in phrase.split()} if domain == "ct" else set())
     for dim in tmpl.dimensions:
         words |= set(tmpl.prefix(dim).split())
     return sorted(words)

@@ -24,8 +24,7 @@ Sampling (per image, independent targets)
     Noise sigma 4-80 HU, relative views 12-240 (x size/128), MTF50 0.045-0.40 cycles/px and lesion
     contrast 10-80 HU are drawn on a log scale at position ``SHARED * z + (1 - SHARED) * u`` of their
     range, with ``z`` one protocol severity per image (shared by all four) and ``u`` independent per
-    dimension (``SHARED = 0.6
-OVERALL_STRETCH = 1.5  # overall = 2 + 1.5 * (mean of the four - 2), capped at worst + 2 (docstring)``): clinical degradations co-vary (a reduced-dose, sparse-view
+    dimension (``SHARED = 0.6``): clinical degradations co-vary (a reduced-dose, sparse-view
     protocol is worse in several ways at once), and each dimension still varies on its own. The kernel is drawn among those that can still reach
     the MTF50 target and ``blur`` is solved in closed form; ``dose`` is then solved from a noise
     model (exp(p) through the centre, views, the kernel's noise power) so the noise level does not
@@ -83,6 +82,7 @@ from scipy import ndimage
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize, rotate
 
+from lora_iqa.data.synth_common import check_out_dir, content_splits, overall_from, round_half_up
 from lora_iqa.errors import LoraIqaError, atomic_path
 
 DIMENSIONS = ("noise", "artifact", "sharpness", "contrast", "overall")
@@ -113,7 +113,6 @@ CONTRAST_RANGE = (10.0, 80.0)
 # Clinical degradations co-vary: a reduced-dose, sparse-view protocol is worse in several ways at
 # once; the independent part (1 - SHARED) keeps every dimension informative on its own.
 SHARED = 0.6
-OVERALL_STRETCH = 1.5  # overall = 2 + 1.5 * (mean of the four - 2), capped at worst + 2 (docstring)
 
 _NOISE_KAPPA = 0.64  # calibrates the analytic FBP noise model to skimage's interpolating backprojector
 # ...and per kernel (std): linear interpolation removes more of the sharp kernels' high-frequency noise
@@ -441,19 +440,6 @@ def _continuous(x: float, th: tuple) -> float:
     return k + 0.5 + (lx - lt[k]) / (lt[k + 1] - lt[k])
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
-def overall_from(dims: dict[str, int] | list[int], jitter: float = 0.0, rng: np.random.Generator | None = None) -> int:
-    """Overall (LDCTIQAC 0..4) from the four dimension scores; see the module docstring."""
-    vals = list(dims.values()) if isinstance(dims, dict) else list(dims)
-    q = min(2.0 + OVERALL_STRETCH * (sum(vals) / len(vals) - 2.0), min(vals) + 2.0)
-    if jitter > 0:
-        q += jitter * float(rng.standard_normal())
-    return int(min(4, max(0, _round_half_up(q))))
-
-
 def rate(params: dict, measured: dict, *, jitter: float = 0.0, rng: np.random.Generator | None = None) -> dict[str, int]:
     """The rule-based rater: 0..4 per dimension (higher is better); see the table in the docstring.
 
@@ -473,7 +459,7 @@ def rate(params: dict, measured: dict, *, jitter: float = 0.0, rng: np.random.Ge
         if jitter > 0:
             c = _continuous(x, th)
             c = c if higher else 4.0 - c
-            level = _round_half_up(c + jitter * float(rng.standard_normal()))
+            level = round_half_up(c + jitter * float(rng.standard_normal()))
         else:
             level = _count(x, th) if higher else 4 - _count(x, th)
         out[dim] = int(min(4, max(0, level)))
@@ -529,23 +515,6 @@ def _content_plan(cfg: SynthCTConfig) -> list[tuple[int, str, str, int]]:
             plan.append((i, f"ph{nb:04d}", "body", m))
             nb += 1
     return plan
-
-
-def _assign_splits(cfg: SynthCTConfig) -> list[str]:
-    c = cfg.n_contents
-    n_val = max(1, int(round(cfg.splits[1] * c)))
-    n_test = max(1, int(round(cfg.splits[2] * c)))
-    while c - n_val - n_test < 1:
-        if n_val >= n_test and n_val > 1:
-            n_val -= 1
-        else:
-            n_test -= 1
-    names = ["train"] * (c - n_val - n_test) + ["val"] * n_val + ["test"] * n_test
-    order = np.random.default_rng(np.random.SeedSequence([cfg.seed, 2])).permutation(c)
-    out = [""] * c
-    for name, i in zip(names, order):
-        out[int(i)] = name
-    return out
 
 
 def _write(path: Path, hu: np.ndarray, fmt: str, meta: dict) -> None:
@@ -652,19 +621,6 @@ def _readme(cfg: SynthCTConfig, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _check_out_dir(out: Path) -> None:
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise LoraIqaError(f"{out}: output path exists and is not a directory")
-    if not any(out.iterdir()):
-        return
-    readme = out / "README.md"
-    if readme.is_file() and readme.read_text(errors="replace").startswith("SYNTHETIC CT"):
-        return  # an earlier synth_ct output: replaced as a whole
-    raise LoraIqaError(f"{out}: output directory exists and is not a synthetic CT output; choose an empty or new --out")
-
-
 def synth_ct(out_dir: str | os.PathLike, cfg: SynthCTConfig | None = None, progress: bool = True) -> Path:
     """Generate the data set into ``out_dir`` (replaced atomically); return the manifest path."""
     from tqdm.auto import tqdm
@@ -673,9 +629,9 @@ def synth_ct(out_dir: str | os.PathLike, cfg: SynthCTConfig | None = None, progr
 
     cfg = cfg or SynthCTConfig()
     out = Path(out_dir)
-    _check_out_dir(out)
+    check_out_dir(out, "SYNTHETIC CT", "synthetic CT")
     plan = _content_plan(cfg)
-    splits = _assign_splits(cfg)
+    splits = content_splits(cfg.n_contents, cfg.splits, cfg.seed)
     workers = cfg.workers or os.cpu_count() or 1
     workers = min(workers, len(plan))
     cfg_d = asdict(cfg)

@@ -119,6 +119,7 @@ def test_mllm_dicom_is_rendered_with_its_window(llm):
     narrow, wide = load_image(dcm, window=(40, 80)), load_image(dcm, window=(40, 2000))
     scorer(cache=False).score_images([[narrow], [wide]], "ss")
     sent = [_decode(r["messages"][-1]["content"][1]["image_url"]["url"]) for r in server.requests]
+    sent = sorted(sent, key=lambda a: -a.std())  # requests run concurrently: arrival order is not fixed
     for got, want in zip(sent, (narrow, wide)):  # each request carries its own windowed rendering
         assert np.abs(got / 255.0 - want).max() <= 1 / 255 + 1e-9
     assert sent[0].std() > 1.5 * sent[1].std()  # the narrow window shows more contrast
