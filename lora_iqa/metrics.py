@@ -27,7 +27,8 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """``pred`` mapped onto the scale of ``true`` by the 4-parameter logistic (identity if no fit).
 
     Least squares from a few standard starting points (slope scale = std(pred) x 1, 1/4, 1/16);
-    the fit with the smallest residual wins.
+    the fit with the smallest residual wins. Only increasing fits count (predictions are scores,
+    higher is better), so a predictor that runs the wrong way keeps a negative PLCC.
     """
     best, best_sse = pred, float(np.sum((pred - true) ** 2))
     scale = float(np.std(pred)) or 1.0
@@ -39,9 +40,11 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
                 params, _ = optimize.curve_fit(logistic4, pred, true, p0=p0, method="trf", max_nfev=20000)
         except (RuntimeError, ValueError):
             continue
+        if params[0] < params[1]:  # a decreasing curve would turn a wrong-way predictor into PLCC > 0
+            continue
         fitted = logistic4(pred, *params)
         sse = float(np.sum((fitted - true) ** 2))
-        if np.all(np.isfinite(fitted)) and sse < best_sse:
+        if np.all(np.isfinite(fitted)) and np.ptp(fitted) > 1e-9 * (np.ptp(true) or 1.0) and sse < best_sse:
             best, best_sse = fitted, sse
     return best
 

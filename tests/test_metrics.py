@@ -33,3 +33,12 @@ def test_constant_predictions_give_none_not_nan():
 def test_length_mismatch_raises():
     with pytest.raises(ValueError):
         correlations([1, 2], [1, 2, 3])
+
+
+def test_a_wrong_way_predictor_keeps_a_negative_plcc():
+    """The logistic only straightens an increasing relation: it must not flip a decreasing one."""
+    rng = np.random.default_rng(1)
+    t = rng.integers(0, 5, 200).astype(float)
+    p = -t + rng.normal(0, 0.7, 200)
+    m = correlations(p, t)
+    assert m["srcc"] < -0.8 and m["plcc"] < -0.8 and m["plcc"] == pytest.approx(m["plcc_raw"], abs=1e-12)
