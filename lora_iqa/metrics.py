@@ -75,3 +75,59 @@ def fmt(x: float | None) -> str:
 def _clean(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def pairwise_accuracy(preference: Sequence[float], true_first: Sequence[float], true_second: Sequence[float],
+                      min_gap: float = 1.0) -> dict[str, float | int | None]:
+    """Double-stimulus accuracy over the pairs whose true scores differ by at least ``min_gap``.
+
+    ``preference`` is 0 (first better) .. 1 (second better), 0.5 similar; a pair counts as right when
+    the preference leans (strictly) towards the truly better image.
+    """
+    pref = np.asarray(preference, dtype=np.float64)
+    diff = np.asarray(true_second, dtype=np.float64) - np.asarray(true_first, dtype=np.float64)
+    keep = np.abs(diff) >= min_gap
+    if not keep.any():
+        return {"accuracy": None, "n": 0}
+    right = np.where(diff[keep] > 0, pref[keep] > 0.5, pref[keep] < 0.5)
+    return {"accuracy": float(right.mean()), "n": int(keep.sum())}
+
+
+def ranking_kendall(rankings: Sequence[Sequence[int]], true_scores: Sequence[Sequence[float]]) -> dict[str, float | int | None]:
+    """Mean Kendall tau (scipy, tau-b) between each predicted ranking (1-based image numbers, best first)
+    and the true scores of that group's images."""
+    taus = []
+    for order, scores in zip(rankings, true_scores):
+        rank_of = {img: pos for pos, img in enumerate(order)}  # 0 = best
+        pred_quality = [-rank_of[i + 1] for i in range(len(scores))]
+        tau = stats.kendalltau(pred_quality, scores).statistic
+        if not math.isnan(tau):
+            taus.append(float(tau))
+    return {"kendall": float(np.mean(taus)) if taus else None, "n": len(taus)}
+
+
+def thurstone_map(n_items: int, comparisons: Sequence[tuple[int, int, float]], prior_sd: float = 1.0) -> np.ndarray:
+    """Thurstone Case V scale values by MAP with a Gaussian prior N(0, prior_sd^2) (MLLM-IQA study).
+
+    ``comparisons`` are ``(i, j, outcome)``: outcome 1 if i was judged better than j, 0 if worse,
+    0.5 for "similar" (half a win each). P(i beats j) = Phi(s_i - s_j).
+    """
+    if not comparisons:
+        return np.zeros(n_items)
+    i = np.array([c[0] for c in comparisons])
+    j = np.array([c[1] for c in comparisons])
+    w = np.array([float(c[2]) for c in comparisons])
+
+    def neg_log_posterior(s: np.ndarray) -> tuple[float, np.ndarray]:
+        d = s[i] - s[j]
+        log_p, log_q = stats.norm.logcdf(d), stats.norm.logcdf(-d)
+        nlp = -float(np.sum(w * log_p + (1 - w) * log_q)) + float(np.sum(s ** 2)) / (2 * prior_sd ** 2)
+        pdf = stats.norm.pdf(d)
+        g_d = -(w * np.exp(np.log(pdf + 1e-300) - log_p) - (1 - w) * np.exp(np.log(pdf + 1e-300) - log_q))
+        grad = np.zeros(n_items)
+        np.add.at(grad, i, g_d)
+        np.add.at(grad, j, -g_d)
+        return nlp, grad + s / prior_sd ** 2
+
+    res = optimize.minimize(neg_log_posterior, np.zeros(n_items), jac=True, method="L-BFGS-B")
+    return res.x
