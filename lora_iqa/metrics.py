@@ -122,8 +122,8 @@ def thurstone_map(n_items: int, comparisons: Sequence[tuple[int, int, float]], p
         d = s[i] - s[j]
         log_p, log_q = stats.norm.logcdf(d), stats.norm.logcdf(-d)
         nlp = -float(np.sum(w * log_p + (1 - w) * log_q)) + float(np.sum(s ** 2)) / (2 * prior_sd ** 2)
-        pdf = stats.norm.pdf(d)
-        g_d = -(w * np.exp(np.log(pdf + 1e-300) - log_p) - (1 - w) * np.exp(np.log(pdf + 1e-300) - log_q))
+        log_pdf = stats.norm.logpdf(d)  # d/dd log Phi(d) = pdf/cdf, computed in logs for large |d|
+        g_d = -(w * np.exp(log_pdf - log_p) - (1 - w) * np.exp(log_pdf - log_q))
         grad = np.zeros(n_items)
         np.add.at(grad, i, g_d)
         np.add.at(grad, j, -g_d)

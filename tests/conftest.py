@@ -148,3 +148,16 @@ def one_error_line(capsys, *names: str) -> str:
     for n in names:
         assert str(n) in lines[0], (n, lines[0])
     return lines[0]
+
+
+def manifest_rows(manifest) -> list[dict]:
+    """The manifest CSV's rows as dicts of strings."""
+    import csv
+
+    with open(manifest, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def file_tree(root) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes): for byte-identical reproducibility checks."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -90,12 +90,7 @@ def read_koniq10k(root: Path) -> Imported:
     """KonIQ-10k: ``koniq10k_scores_and_distributions.csv`` (image_name, MOS in 1-5) + ``1024x768/``."""
     path = _find(root, KONIQ_FILES, "KonIQ-10k score file")
     rows = _read_csv(path, (KONIQ_NAME, *(s.column for s in KONIQ_SCALES.values())))
-    folder = _image_dir(root, KONIQ_IMAGE_DIRS, rows[0][1][KONIQ_NAME] if rows else "")
-    entries = [
-        Entry(f"{folder}/{row[KONIQ_NAME]}", Path(row[KONIQ_NAME]).stem,
-              _scores(row, KONIQ_SCALES, path, line), f"{path}:{line}")
-        for line, row in rows
-    ]
+    entries = _one_photo_per_content(root, path, rows, KONIQ_NAME, KONIQ_SCALES, KONIQ_IMAGE_DIRS)
     return Imported(entries, tuple(KONIQ_SCALES), KONIQ_SCALES, [_rel(path, root)],
                     "MOS 1-5 (ACR); each photo its own content")
 
@@ -124,12 +119,7 @@ def read_spaq(root: Path) -> Imported:
     """SPAQ: ``Annotations/MOS and Image attribute scores.xlsx`` (MOS + 5 attributes, 0-100) + ``TestImage/``."""
     path = _find(root, SPAQ_FILES, "SPAQ score sheet")
     rows = _table(path, _read_xlsx(path), (SPAQ_NAME, *(s.column for s in SPAQ_SCALES.values())))
-    folder = _image_dir(root, SPAQ_IMAGE_DIRS, rows[0][1][SPAQ_NAME] if rows else "")
-    entries = [
-        Entry(f"{folder}/{row[SPAQ_NAME]}", Path(row[SPAQ_NAME]).stem,
-              _scores(row, SPAQ_SCALES, path, line), f"{path}:{line}")
-        for line, row in rows
-    ]
+    entries = _one_photo_per_content(root, path, rows, SPAQ_NAME, SPAQ_SCALES, SPAQ_IMAGE_DIRS)
     return Imported(entries, tuple(SPAQ_SCALES), SPAQ_SCALES, [_rel(path, root)],
                     "MOS and attributes 0-100, all higher-is-better (Noisiness too); each photo its own content")
 
@@ -441,6 +431,13 @@ def _find(root: Path, candidates: Sequence[str], what: str) -> Path:
             return root / c
     raise LoraIqaError(f"{root / candidates[0]}: missing {what} (expected "
                        f"{' or '.join(repr(c) for c in candidates)} in {root})")
+
+
+def _one_photo_per_content(root: Path, path: Path, rows: list, name: str, scales: dict, image_dirs: Sequence[str]) -> list:
+    """Entries of a score table with one row per photo, each photo its own content (KonIQ, SPAQ)."""
+    folder = _image_dir(root, image_dirs, rows[0][1][name] if rows else "")
+    return [Entry(f"{folder}/{row[name]}", Path(row[name]).stem, _scores(row, scales, path, line), f"{path}:{line}")
+            for line, row in rows]
 
 
 def _image_dir(root: Path, candidates: Sequence[str], probe: str) -> str:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import file_tree, manifest_rows
 from lora_iqa.data import synth_ct as S
 from lora_iqa.data.synth_ct import DIMENSIONS, SynthCTConfig, make_phantom, rate, simulate, synth_ct
 from lora_iqa.errors import LoraIqaError
 
 SIZE = 64
-
-
-def _rows(manifest: Path) -> list[dict]:
-    with open(manifest, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +30,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = synth_ct(tmp_path / "a", cfg, progress=False).parent
     b = synth_ct(tmp_path / "b", SynthCTConfig(n=24, size=SIZE, seed=1, workers=2), progress=False).parent
     c = synth_ct(tmp_path / "c", SynthCTConfig(n=24, size=SIZE, seed=2, workers=1), progress=False).parent
-    ta, tb, tc = _tree(a), _tree(b), _tree(c)
+    ta, tb, tc = file_tree(a), file_tree(b), file_tree(c)
     assert ta == tb  # same seed: byte-identical, whatever the number of workers
     assert len([k for k in ta if k.startswith("images/")]) == 24 + 3  # images + one reference per content
     assert ta["manifest.csv"] != tc["manifest.csv"]
@@ -47,7 +38,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 
 def test_manifest_columns_and_files(moderate):
-    rows = _rows(moderate)
+    rows = manifest_rows(moderate)
     assert len(rows) == 120
     header = list(rows[0])
     assert header[:3] == ["image", "split", "content"]
@@ -73,7 +64,7 @@ def test_splits_content_disjoint_and_all_present(moderate):
 
 
 def test_labels_are_integers_and_span_levels(moderate):
-    rows = _rows(moderate)
+    rows = manifest_rows(moderate)
     for d in DIMENSIONS:
         vals = [r[d] for r in rows]
         assert all(v in {"0", "1", "2", "3", "4"} for v in vals), d
@@ -85,7 +76,7 @@ def test_labels_are_integers_and_span_levels(moderate):
 
 
 def test_labels_match_rater_and_measured_noise(moderate):
-    for r in _rows(moderate)[:20]:
+    for r in manifest_rows(moderate)[:20]:
         params = {"views": int(r["views"]), "size": SIZE, "kernel": r["kernel"], "blur": float(r["blur"]),
                   "lesion_hu": float(r["lesion_hu"])}
         measured = {"noise_hu": float(r["noise_hu"]), "streak_hu": float(r["streak_hu"])}
@@ -103,7 +94,7 @@ def test_dcm_loads_back_and_matches_png(tmp_path):
     io = pytest.importorskip("lora_iqa.data.io")
     p = synth_ct(tmp_path / "p", SynthCTConfig(n=24, size=SIZE, seed=4, format="png", workers=1), progress=False)
     d = synth_ct(tmp_path / "d", SynthCTConfig(n=24, size=SIZE, seed=4, format="dcm", workers=1), progress=False)
-    rows_p, rows_d = _rows(p), _rows(d)
+    rows_p, rows_d = manifest_rows(p), manifest_rows(d)
     assert [r["image"][:-4] for r in rows_p] == [r["image"][:-4] for r in rows_d]
     assert [[r[k] for k in DIMENSIONS] for r in rows_p] == [[r[k] for k in DIMENSIONS] for r in rows_d]
     for rp, rd in list(zip(rows_p, rows_d))[:6]:
@@ -117,9 +108,9 @@ def test_dcm_loads_back_and_matches_png(tmp_path):
 
 def test_jitter_is_reproducible_and_changes_labels(tmp_path):
     cfg = SynthCTConfig(n=24, size=SIZE, seed=5, jitter=0.7, workers=1)
-    a = _rows(synth_ct(tmp_path / "a", cfg, progress=False))
-    b = _rows(synth_ct(tmp_path / "b", cfg, progress=False))
-    c = _rows(synth_ct(tmp_path / "c", SynthCTConfig(n=24, size=SIZE, seed=5, workers=1), progress=False))
+    a = manifest_rows(synth_ct(tmp_path / "a", cfg, progress=False))
+    b = manifest_rows(synth_ct(tmp_path / "b", cfg, progress=False))
+    c = manifest_rows(synth_ct(tmp_path / "c", SynthCTConfig(n=24, size=SIZE, seed=5, workers=1), progress=False))
     assert a == b
     assert all(r[d] in {"0", "1", "2", "3", "4"} for r in a for d in DIMENSIONS)
     assert [r["image"] for r in a] == [r["image"] for r in c]
@@ -131,7 +122,7 @@ def test_rerun_replaces_output_but_foreign_dir_is_refused(tmp_path):
     out = tmp_path / "out"
     synth_ct(out, SynthCTConfig(n=24, size=SIZE, seed=0, per_content=8, workers=1), progress=False)
     synth_ct(out, SynthCTConfig(n=30, size=SIZE, seed=0, per_content=10, workers=1), progress=False)
-    assert len(_rows(out / "manifest.csv")) == 30
+    assert len(manifest_rows(out / "manifest.csv")) == 30
     assert len(list((out / "images").iterdir())) == 30 + 3
     foreign = tmp_path / "mine"
     foreign.mkdir()

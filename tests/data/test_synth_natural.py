@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from conftest import file_tree, manifest_rows
 from lora_iqa import template
 from lora_iqa.data import synth_natural as S
 from lora_iqa.data.manifest import read_manifest
@@ -17,15 +17,6 @@ from lora_iqa.data.synth_natural import NATURAL_DIMENSIONS, SynthNaturalConfig, 
 from lora_iqa.errors import LoraIqaError
 
 SIZE = 64
-
-
-def _rows(manifest: Path) -> list[dict]:
-    with open(manifest, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = synth_natural(tmp_path / "a", SynthNaturalConfig(n=30, size=SIZE, seed=1), progress=False).parent
     b = synth_natural(tmp_path / "b", SynthNaturalConfig(n=30, size=SIZE, seed=1), progress=False).parent
     c = synth_natural(tmp_path / "c", SynthNaturalConfig(n=30, size=SIZE, seed=2), progress=False).parent
-    ta, tb, tc = _tree(a), _tree(b), _tree(c)
+    ta, tb, tc = file_tree(a), file_tree(b), file_tree(c)
     assert ta == tb
     assert len([k for k in ta if k.startswith("images/")]) == 30 + 22  # images + one reference per content
     assert ta["manifest.csv"] != tc["manifest.csv"]
@@ -59,7 +50,7 @@ def test_manifest_reads_back_with_natural_dimensions(moderate):
         assert item.extra["synthetic"] == "1" and item.extra["source"] in S.PHOTOS
         assert all(v in range(5) for v in item.scores.values())
         assert set(item.extra["distortions"].split("+")) <= set(S.DISTORTIONS)
-    header = list(_rows(moderate)[0])
+    header = list(manifest_rows(moderate)[0])
     for col in ("blur_sigma", "noise_sigma", "jpeg_quality", "contrast_factor", "saturation_factor", "sharp_ratio"):
         assert col in header
     from PIL import Image
@@ -69,7 +60,7 @@ def test_manifest_reads_back_with_natural_dimensions(moderate):
 
 
 def test_splits_disjoint_by_content(moderate):
-    rows = _rows(moderate)
+    rows = manifest_rows(moderate)
     split_of: dict[str, set] = {}
     for r in rows:
         split_of.setdefault(r["content"], set()).add(r["split"])
@@ -80,13 +71,13 @@ def test_splits_disjoint_by_content(moderate):
 
 
 def test_small_n_spans_photos_and_splits(tmp_path):
-    rows = _rows(synth_natural(tmp_path / "s", SynthNaturalConfig(n=5, size=SIZE), progress=False))
+    rows = manifest_rows(synth_natural(tmp_path / "s", SynthNaturalConfig(n=5, size=SIZE), progress=False))
     assert len(rows) == 5 and len({r["content"] for r in rows}) == 5
     assert len({r["source"] for r in rows}) == 4 and {r["split"] for r in rows} == {"train", "val", "test"}
 
 
 def test_labels_follow_their_distortion(moderate):
-    rows = _rows(moderate)
+    rows = manifest_rows(moderate)
     f = lambda key, rs: np.array([float(r[key]) for r in rs])  # noqa: E731
     no_jpeg = [r for r in rows if r["jpeg_quality"] == "0"]
     assert spearmanr(f("blur_sigma", no_jpeg), f("sharpness", no_jpeg))[0] < -0.8
@@ -153,7 +144,7 @@ def test_rerun_replaces_output_but_foreign_dir_is_refused(tmp_path):
     out = tmp_path / "out"
     synth_natural(out, SynthNaturalConfig(n=30, size=SIZE), progress=False)
     synth_natural(out, SynthNaturalConfig(n=24, size=SIZE), progress=False)
-    assert len(_rows(out / "manifest.csv")) == 24
+    assert len(manifest_rows(out / "manifest.csv")) == 24
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("keep me")
