@@ -45,16 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="manifest.csv")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--method", default="both", choices=("logits", "caption", "both"))
+    p.add_argument("--seed", type=int, help="ds/ms: the seed that draws the pairs / groups "
+                                            "(default: the adapter's seed + 2, as train drew train +0, val +1)")
     p.add_argument("--out", help="write the result JSON here")
     _scorer_args(p, data=False)
 
     p = sub.add_parser("score", help="score images with an adapter (or, --method mllm, with a vision LLM)")
     p.add_argument("images", nargs="+")
     p.add_argument("--adapter", help="adapter or model dir (required except for --method mllm)")
-    p.add_argument("--protocol", default="ss", choices=("ss", "ds", "ms"),
-                   help="ds/ms: all IMAGES form one item (mllm only until protocol adapters exist)")
+    p.add_argument("--protocol", choices=("ss", "ds", "ms"),
+                   help="ss: each IMAGE alone; ds: 2 IMAGES compared; ms: k IMAGES ranked (k: the adapter's "
+                        "data.k). Must match the adapter's protocol (default: the adapter's; ss for --method mllm)")
+    p.add_argument("--reference", metavar="PATH",
+                   help="the clean reference image of the stimuli's content (full-reference adapters: required)")
     p.add_argument("--method", default="logits", choices=("logits", "caption", "mllm"),
-                   help="logits: level-word softmax; caption: generate, then --scorer reads it; "
+                   help="logits: the model's probabilities (ss: level-word softmax; ds/ms: the likelihood of "
+                        "every valid answer); caption: generate, then --scorer reads it; "
                         "mllm: send the images to a vision LLM (zero-shot baseline, --scorer openai)")
     _scorer_args(p)
     p.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="DICOM window (HU)")
@@ -62,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="a radiology-style image-quality report (markdown) for one image")
     p.add_argument("image")
-    p.add_argument("--adapter", required=True)
+    p.add_argument("--adapter", required=True, help="an ss adapter (or full fine-tune) directory")
+    p.add_argument("--reference", metavar="PATH", help="the clean reference image (full-reference adapters: required)")
     _scorer_args(p)
     p.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="DICOM window (HU)")
     p.add_argument("--out", help="write the markdown here (default: print it)")
@@ -184,33 +191,75 @@ def _train(args) -> None:
 
 def _eval(args) -> None:
     from lora_iqa.data.manifest import read_manifest
-    from lora_iqa.data.protocols import ss_samples
+    from lora_iqa.data.protocols import protocol_samples
     from lora_iqa.evaluation import evaluate
-    from lora_iqa.metrics import fmt
-    from lora_iqa.model import load_trained, read_meta
+    from lora_iqa.model import load_trained, multi_image, read_meta
     from lora_iqa.template import Template
 
     meta = read_meta(args.adapter)  # inputs are checked before the model is loaded
     template = Template(tuple(meta["dimensions"]))
+    protocol, reference = _protocol_of(meta)
+    d = _data_settings(meta)
+    seed = args.seed if args.seed is not None else int(meta.get("config", {}).get("seed", 0)) + 2
     manifest = read_manifest(args.data, template.dimensions)
-    samples = ss_samples(manifest.split(args.split), template.dimensions, meta["config"]["data"]["window"], progress=True)
+    rows = manifest.split(args.split)
+    samples = protocol_samples(rows, protocol, reference, template.dimensions, seed, d["k"], d["per_image"],
+                               d["same_content"], d["similar_below"], d["window"], progress=True)
     if not samples:
-        raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'")
+        raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol == "ss" else
+                           f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol} samples")
     model, processor, meta = load_trained(args.adapter)
     methods = ("logits", "caption") if args.method == "both" else (args.method,)
     scorer, _ = _scorer(args, meta)
-    results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer) for m in methods}
+    results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer, protocol=protocol,
+                           index=multi_image(meta)) for m in methods}
     out = dict(results[methods[0]])
     out["adapter"] = str(args.adapter)
+    if protocol != "ss" or reference != "nr":
+        out["reference"] = reference
+    if protocol != "ss":
+        out["seed"] = seed
     for m in methods[1:]:
         out[m] = results[m]
     for m, r in results.items():
-        print(f"{m:8s} " + "  ".join(f"{d} SRCC {fmt(v['srcc'])}" for d, v in r["metrics"].items()))
+        print(f"{m:8s} " + _metrics_line(r["metrics"], protocol, template.overall))
     if scorer.name != "template":
         print(scorer.usage_line(), file=sys.stderr)
     if args.out:
         atomic_write_text(args.out, json.dumps(out, indent=1))
         print(f"wrote {args.out}")
+
+
+def _metrics_line(metrics: dict, protocol: str, overall: str) -> str:
+    """One row of the eval table: SRCC per dimension (ss); pairwise accuracy (ds) or mean Kendall tau (ms)
+    with the correlations of the Thurstone scale fitted to those judgements."""
+    from lora_iqa.metrics import fmt
+
+    if protocol == "ss":
+        return "  ".join(f"{d} SRCC {fmt(v['srcc'])}" for d, v in metrics.items())
+    head, key = ("pairwise", "accuracy") if protocol == "ds" else ("ranking", "kendall")
+    m, scale = metrics[head], metrics[overall]
+    what = "pairwise accuracy" if protocol == "ds" else "mean Kendall tau"
+    missing = f"  ({scale['missing']} unreadable)" if scale.get("missing") else ""
+    return (f"{what} {fmt(m[key])} (n {m['n']})  Thurstone scale {overall} SRCC {fmt(scale['srcc'])} "
+            f"PLCC {fmt(scale['plcc'])} KRCC {fmt(scale['krcc'])}{missing}")
+
+
+def _protocol_of(meta: dict) -> tuple[str, str]:
+    """The (protocol, reference) an adapter was trained for (adapters from before protocols: ss, nr)."""
+    return str(meta.get("protocol", "ss")), str(meta.get("reference", "nr"))
+
+
+def _data_settings(meta: dict) -> dict:
+    """The sample-drawing settings (data.k, per_image, same_content, similar_below, window) saved with an
+    adapter; the defaults where an older adapter's config lacks a key."""
+    from lora_iqa.config import DataConfig
+
+    saved, defaults = meta.get("config", {}).get("data", {}), DataConfig()
+    d = {key: saved.get(key, getattr(defaults, key))
+         for key in ("k", "per_image", "same_content", "similar_below", "window")}
+    d["window"] = tuple(d["window"]) if d["window"] else None
+    return d
 
 
 def _scorer(args, meta: dict | None):
@@ -239,8 +288,7 @@ def _score(args) -> None:
     from lora_iqa.data.io import load_image
     from lora_iqa.data.protocols import Sample
     from lora_iqa.evaluation import predict
-    from lora_iqa.metrics import fmt
-    from lora_iqa.model import load_trained, read_meta
+    from lora_iqa.model import load_trained, multi_image, read_meta
 
     if args.method != "mllm" and not args.adapter:
         raise LoraIqaError(f"--adapter is required with --method {args.method}")
@@ -248,56 +296,122 @@ def _score(args) -> None:
         raise LoraIqaError("--scorer reads captions: use --method caption (or mllm) with --scorer openai")
     if args.method == "mllm" and args.scorer != "openai":
         raise LoraIqaError("--method mllm sends the images to a vision LLM: add --scorer openai")
-    if args.method != "mllm" and args.protocol != "ss":
-        raise LoraIqaError(f"--protocol {args.protocol} with an adapter needs protocol adapters (issue 3); "
-                           "use --method mllm for the zero-shot LLM baseline")
-    if args.protocol == "ds" and len(args.images) != 2:
-        raise LoraIqaError(f"--protocol ds compares exactly 2 images, got {len(args.images)}")
-    if args.protocol == "ms" and len(args.images) < 2:
-        raise LoraIqaError("--protocol ms ranks 2 or more images")
+    meta = read_meta(args.adapter) if args.adapter else None
+    if args.method == "mllm":
+        protocol = args.protocol or "ss"
+        if args.reference:
+            raise LoraIqaError("--reference is for full-reference adapters: --method mllm sends the IMAGES only")
+        if protocol == "ds" and len(args.images) != 2:
+            raise LoraIqaError(f"--protocol ds compares exactly 2 images, got {len(args.images)}")
+        if protocol == "ms" and len(args.images) < 2:
+            raise LoraIqaError("--protocol ms ranks 2 or more images")
+    else:
+        protocol = _check_protocol(args, meta)
     window = tuple(args.window) if args.window else None
     images = [load_image(p, window=window) for p in args.images]
-    meta = read_meta(args.adapter) if args.adapter else None
+    ref = (load_image(args.reference, window=window),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     if args.method == "mllm":
-        groups = [[im] for im in images] if args.protocol == "ss" else [images]
-        paths = [[p] for p in args.images] if args.protocol == "ss" else [list(args.images)]
-        results = scorer.score_images(groups, args.protocol)
+        groups = [[im] for im in images] if protocol == "ss" else [images]
+        paths = [[p] for p in args.images] if protocol == "ss" else [list(args.images)]
+        results = scorer.score_images(groups, protocol)
         recs = [{"images": ps, "caption": None, **r.to_dict()} for ps, r in zip(paths, results)]
     else:
         model, processor, meta = load_trained(args.adapter)
-        samples = [Sample(images=(im,), labels={}, item=None) for im in images]
-        preds = predict(model, processor, samples, template, args.method, scorer=scorer)
-        recs = [{"images": [path], "caption": p["caption"], "status": p.get("status", "ok"),
-                 **({"reason": p["reason"]} if "reason" in p else {}),
-                 "scores": {d: (None if v is None else round(v, 4)) for d, v in p["scores"].items()}}
-                for path, p in zip(args.images, preds)]
+        if protocol == "ss":
+            paths = [[p] for p in args.images]
+            samples = [Sample(images=(im,) + ref, labels={}, item=None) for im in images]
+        else:  # one item of all IMAGES; its rows stand in for manifest rows (predict counts the stimuli)
+            paths = [list(args.images)]
+            rows = tuple(_row(p, args.reference) for p in args.images)
+            samples = [Sample(images=tuple(images) + ref, labels={}, item=rows[0], items=rows)]
+        preds = predict(model, processor, samples, template, args.method, scorer=scorer, protocol=protocol,
+                        index=multi_image(meta))
+        recs = [{"images": ps, **({"reference": args.reference} if args.reference else {}),
+                 "caption": p["caption"], "status": p.get("status", "ok"),
+                 **({"reason": p["reason"]} if "reason" in p else {}), **_answer(p, protocol)}
+                for ps, p in zip(paths, preds)]
     for rec in recs:
-        rec = {"images": rec.pop("images"), "protocol": args.protocol, "method": args.method,
+        rec = {"images": rec.pop("images"), "protocol": protocol, "method": args.method,
                "scorer": scorer.name, **rec}
         if args.json:
             print(json.dumps(rec))
             continue
-        answer = (" ".join(f"{d}={fmt(v)}" for d, v in rec["scores"].items()) if rec.get("scores")
-                  else f"preference={rec['preference']}" if "preference" in rec
-                  else f"ranking={rec['ranking']}" if "ranking" in rec else "")
-        print(f"{' '.join(rec['images'])}: {rec['caption'] or ''}  {answer}"
+        print(f"{' '.join(rec['images'])}: {rec['caption'] + '  ' if rec['caption'] else ''}{_answer_text(rec)}"
               + (f"  FAILED: {rec['reason']}" if rec.get("status") == "failed" else ""))
     if scorer.name != "template":
         print(scorer.usage_line(), file=sys.stderr)
+
+
+def _check_protocol(args, meta: dict) -> str:
+    """The protocol an adapter scores: its own; --protocol, the image count and --reference must fit it."""
+    protocol, reference = _protocol_of(meta)
+    if args.protocol and args.protocol != protocol:
+        raise LoraIqaError(f"{args.adapter}: a {protocol} adapter (lora_iqa.json protocol '{protocol}') cannot "
+                           f"score --protocol {args.protocol}: use a {args.protocol} adapter")
+    n = len(args.images)
+    if protocol == "ds" and n != 2:
+        raise LoraIqaError(f"--protocol ds compares exactly 2 images, got {n} ({args.adapter})")
+    k = int(_data_settings(meta)["k"])
+    if protocol == "ms" and n != k:
+        raise LoraIqaError(f"--protocol ms: {args.adapter} ranks exactly {k} images (its data.k), got {n}")
+    if reference == "fr" and not args.reference:
+        raise LoraIqaError(f"{args.adapter}: a full-reference ({protocol}_fr) adapter needs --reference PATH "
+                           "(the clean image of the stimuli's content)")
+    if reference != "fr" and args.reference:
+        raise LoraIqaError(f"{args.adapter}: a no-reference ({protocol}_{reference}) adapter takes no --reference")
+    return protocol
+
+
+def _row(path: str, reference: str | None):
+    """A manifest row for an image given on the command line (no split, content or labels)."""
+    from lora_iqa.data.manifest import Item
+
+    return Item(image=Path(path), split="test", content="", scores={}, line=0, extra={},
+                reference=Path(reference) if reference else None)
+
+
+def _answer(pred: dict, protocol: str) -> dict:
+    """The protocol's answer fields of a prediction, for score --json."""
+    if protocol == "ss":
+        return {"scores": {d: (None if v is None else round(v, 4)) for d, v in pred["scores"].items()}}
+    keys = ("preference", "probability", "probs") if protocol == "ds" else ("ranking", "expected_ranks", "probability")
+    return {key: pred[key] for key in keys if key in pred}
+
+
+_PREFERENCE_WORDS = {0.0: "first better", 1.0: "second better", 0.5: "similar"}
+
+
+def _answer_text(rec: dict) -> str:
+    from lora_iqa.metrics import fmt
+
+    p = rec.get("probability")
+    prob = f" (p {fmt(p)})" if p is not None else ""
+    if rec.get("scores"):
+        return " ".join(f"{d}={fmt(v)}" for d, v in rec["scores"].items())
+    if rec.get("preference") is not None:
+        return f"preference={_PREFERENCE_WORDS.get(rec['preference'], rec['preference'])}{prob}"
+    if rec.get("ranking") is not None:
+        return f"ranking={' > '.join(str(i) for i in rec['ranking'])} (image numbers, best first){prob}"
+    return ""
 
 
 def _report(args) -> None:
     from lora_iqa.data.io import load_image
     from lora_iqa.data.protocols import Sample
     from lora_iqa.evaluation import predict
-    from lora_iqa.model import load_trained, read_meta
+    from lora_iqa.model import load_trained, multi_image, read_meta
 
-    image = load_image(args.image, window=tuple(args.window) if args.window else None)
-    scorer, template = _scorer(args, read_meta(args.adapter))
-    model, processor, _ = load_trained(args.adapter)
-    pred = predict(model, processor, [Sample(images=(image,), labels={}, item=None)], template, "caption",
-                   scorer=scorer)[0]
+    meta = read_meta(args.adapter)
+    args.protocol, args.images = "ss", [args.image]
+    _check_protocol(args, meta)  # an ss adapter; --reference exactly for fr
+    window = tuple(args.window) if args.window else None
+    image = load_image(args.image, window=window)
+    ref = (load_image(args.reference, window=window),) if args.reference else ()
+    scorer, template = _scorer(args, meta)
+    model, processor, meta = load_trained(args.adapter)
+    pred = predict(model, processor, [Sample(images=(image,) + ref, labels={}, item=None)], template, "caption",
+                   scorer=scorer, index=multi_image(meta))[0]
     text = scorer.report(pred["caption"], pred["scores"], image=args.image)
     if args.out:
         atomic_write_text(args.out, text)

@@ -17,7 +17,8 @@ import yaml
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.template import CT_DIMENSIONS
 
-PROTOCOLS = ("ss",)
+PROTOCOLS = ("ss", "ds", "ms")  # single, double, multiple stimulus
+REFERENCES = ("nr", "fr")  # no-reference; full-reference adds the clean reference image as one more input
 PARTS = ("vision", "cross", "text")
 PART_MODES = ("frozen", "lora", "full")
 QUANTIZE = ("none", "4bit", "8bit")
@@ -30,9 +31,17 @@ class DataConfig:
     manifest: str | None = None
     dimensions: tuple[str, ...] = CT_DIMENSIONS
     window: tuple[float, float] | None = None  # (level, width) HU; None: the file's, else W400/L40
+    k: int = 4  # ms: images per ranking
+    per_image: int = 4  # ds pairs / ms groups drawn per image of a split (ss: every image once)
+    same_content: float = 0.5  # ds (nr): fraction of pairs comparing two degradations of one content
+    similar_below: float = 0.5  # ds: |overall difference| below this is "similar"
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)
+        _check(2 <= self.k <= 6, "data.k", "must be 2..6 (ms logit scoring enumerates the k! rankings)", self.k)
+        _check(self.per_image >= 1, "data.per_image", "must be >= 1", self.per_image)
+        _check(0 <= self.same_content <= 1, "data.same_content", "must be in [0, 1]", self.same_content)
+        _check(self.similar_below >= 0, "data.similar_below", "must be >= 0", self.similar_below)
         _check(len(self.dimensions) > 0, "data.dimensions", "must list at least one dimension", self.dimensions)
         if self.window is not None:
             self.window = tuple(float(v) for v in self.window)
@@ -154,6 +163,7 @@ class Config:
     output_dir: str = "runs/ct_ss_lora"
     seed: int = 0
     protocol: str = "ss"
+    reference: str = "nr"  # nr | fr: fr also shows the model the clean reference of the stimuli's content
     base: str = "embedded"
     resume: str = "none"  # none | auto | PATH of a save_state checkpoint
     tracking: str = "none"  # none | wandb | tensorboard ... (anything Accelerate's log_with accepts)
@@ -165,11 +175,17 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, "protocol", f"must be one of {PROTOCOLS}", self.protocol)
+        _check(self.reference in REFERENCES, "reference", f"must be one of {REFERENCES}", self.reference)
         _check(self.resume in ("none", "auto") or bool(self.resume), "resume", "must be none, auto or a path", self.resume)
         _check(bool(str(self.output_dir)), "output_dir", "must not be empty", self.output_dir)
         _check(self.quantize in QUANTIZE, "quantize", f"must be one of {QUANTIZE}", self.quantize)
         _check(self.quantize == "none" or self.adapter.method == "lora", "quantize",
                "needs adapter.method=lora (quantized base weights cannot be trained)", self.quantize)
+
+    @property
+    def adapter_name(self) -> str:
+        """The adapter's name in an adapter set: protocol and reference, e.g. ``ds_fr``."""
+        return f"{self.protocol}_{self.reference}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-safe dict of every resolved value."""

@@ -1,12 +1,17 @@
-"""Evaluate a captioner on protocol samples: predictions (logits or captions) -> metrics, every item kept."""
+"""Evaluate a captioner on protocol samples: predictions (logits or captions) -> metrics, every item kept.
+
+ss items carry scores per dimension; ds items a preference (0 first better, 1 second, 0.5 similar);
+ms items a ranking. ds and ms judgements also become a per-image quality scale (Thurstone Case V,
+MAP) whose correlation with the true overall score is reported under the overall dimension.
+"""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 from lora_iqa.data.protocols import Sample
-from lora_iqa.metrics import correlations
-from lora_iqa.predict import generate_captions, logit_scores
+from lora_iqa.metrics import correlations, pairwise_accuracy, ranking_kendall, thurstone_map
+from lora_iqa.predict import generate_captions, logit_scores, preference_scores, ranking_scores
 from lora_iqa.scorers.template import TemplateScorer
 from lora_iqa.template import Template
 
@@ -14,39 +19,109 @@ METHODS = ("logits", "caption")
 
 
 def predict(model, processor, samples: Sequence[Sample], template: Template, method: str,
-            batch_size: int = 64, scorer=None) -> list[dict]:
-    """Per sample ``{"scores": {dim: float|None}, "caption": str}`` by ``logits`` or ``caption``.
+            batch_size: int = 64, scorer=None, protocol: str = "ss", index: bool = False,
+            k: int | None = None) -> list[dict]:
+    """Per sample, by ``logits`` or ``caption``: ss ``{"scores", "caption"}``; ds ``{"preference",
+    "probability", "caption"}``; ms ``{"ranking", "caption"}`` (logits add ``probs`` / ``expected_ranks``).
 
-    Captions are turned into scores by ``scorer`` (default: the offline template scorer); an item the
-    scorer could not read also carries ``"status": "failed"`` and its ``"reason"``.
+    Captions are turned into answers by ``scorer`` (default: the offline template scorer); an item the
+    scorer could not read also carries ``"status": "failed"`` and its ``"reason"``. ``index``: the
+    model adds image-index embeddings (every multi-image adapter).
     """
-    images = [s.images[0] for s in samples]
+    images = [s.images for s in samples]
+    k = k or (len(samples[0].items) if samples and protocol == "ms" else 4)
     if method == "logits":
-        res = logit_scores(model, processor, images, template, batch_size=batch_size)
+        if protocol == "ds":
+            return [{**r, "caption": None} for r in preference_scores(model, processor, images, index)]
+        if protocol == "ms":
+            return [{**r, "caption": None} for r in ranking_scores(model, processor, images, k, index)]
+        res = logit_scores(model, processor, images, template, batch_size=batch_size, index=index)
         return [{"scores": r["scores"], "caption": template.render(r["levels"])} for r in res]
     if method == "caption":
-        prompt = template.prefix(template.dimensions[0])
-        caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size)
-        results = (scorer or TemplateScorer(template)).score(caps, "ss")
-        return [{"scores": {d: (r.scores or {}).get(d) for d in template.dimensions}, "caption": c,
-                 **({} if r.ok else {"status": r.status, "reason": r.reason})} for c, r in zip(caps, results)]
+        prompt = template.prefix(template.dimensions[0]) if protocol == "ss" else ""
+        caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size, index=index)
+        results = (scorer or TemplateScorer(template)).score(caps, protocol, k)
+        out = []
+        for c, r in zip(caps, results):
+            answer = ({"scores": {d: (r.scores or {}).get(d) for d in template.dimensions}} if protocol == "ss" else
+                      {"preference": r.preference, "probability": r.probability} if protocol == "ds" else
+                      {"ranking": r.ranking})
+            out.append({**answer, "caption": c, **({} if r.ok else {"status": r.status, "reason": r.reason})})
+        return out
     raise ValueError(f"unknown scoring method '{method}' (expected one of {METHODS})")
 
 
+def items_of(samples: Sequence[Sample], preds: Sequence[dict], template: Template, protocol: str) -> list[dict]:
+    """The ``eval --out`` items: image path(s), content(s), truth and prediction, per sample."""
+    items = []
+    for s, p in zip(samples, preds):
+        extra = {k: p[k] for k in ("caption", "status", "reason") if k in p}
+        paths = [str(it.image) for it in s.items or (s.item,)] + [str(s.item.reference)] * (len(s.images) - len(s.items or (s.item,)))
+        if protocol == "ss":
+            items.append({"images": paths, "content": s.item.content, "true": dict(s.labels), "pred": p["scores"], **extra})
+            continue
+        truth = [float(it.scores[template.overall]) for it in s.items]
+        pred = {k: v for k, v in p.items() if k not in extra}
+        items.append({"images": paths, "contents": [it.content for it in s.items], "true": {template.overall: truth},
+                      "answer": s.answer if isinstance(s.answer, str) else list(s.answer), "pred": pred, **extra})
+    return items
+
+
 def evaluate(model, processor, samples: Sequence[Sample], template: Template, split: str = "test",
-             method: str = "logits", batch_size: int = 64, scorer=None) -> dict:
-    """The ``eval --out`` object: protocol, split, n, method, metrics per dimension, and every item.
+             method: str = "logits", batch_size: int = 64, scorer=None, protocol: str = "ss",
+             index: bool = False) -> dict:
+    """The ``eval --out`` object: protocol, split, n, method, metrics, and every item.
 
     ``scorer`` reads the captions (method ``caption``); its name is recorded as ``"scorer"``.
     """
-    preds = predict(model, processor, samples, template, method, batch_size=batch_size, scorer=scorer)
-    items = [{"images": [str(p) for p in (s.item.image,)], "content": s.item.content,
-              "true": dict(s.labels), "pred": p["scores"], "caption": p["caption"],
-              **{k: p[k] for k in ("status", "reason") if k in p}}
-             for s, p in zip(samples, preds)]
+    preds = predict(model, processor, samples, template, method, batch_size=batch_size, scorer=scorer,
+                    protocol=protocol, index=index)
+    items = items_of(samples, preds, template, protocol)
     scorer_name = getattr(scorer, "name", "template") if method == "caption" else None
-    return {"protocol": "ss", "split": split, "n": len(items), "method": method, "scorer": scorer_name,
-            "metrics": metrics_of(items, template.dimensions), "items": items}
+    return {"protocol": protocol, "split": split, "n": len(items), "method": method, "scorer": scorer_name,
+            "metrics": protocol_metrics(items, template, protocol), "items": items}
+
+
+def protocol_metrics(items: Sequence[dict], template: Template, protocol: str) -> dict:
+    """ss: per-dimension correlations. ds: ``pairwise`` accuracy (pairs >= 1 level apart) and the
+    Thurstone scale's correlations under the overall dimension. ms: mean ``kendall`` tau per ranking and
+    the scale from the rankings' pairwise orders."""
+    if protocol == "ss":
+        return metrics_of(items, template.dimensions)
+    o = template.overall
+    done = [it for it in items if (it["pred"].get("preference") if protocol == "ds" else it["pred"].get("ranking")) is not None]
+    out: dict = {}
+    if protocol == "ds":
+        out["pairwise"] = pairwise_accuracy([it["pred"]["preference"] for it in done], [it["true"][o][0] for it in done],
+                                            [it["true"][o][1] for it in done])
+        comparisons = [(it["images"][0], it["images"][1], 1.0 - it["pred"]["preference"]) for it in done]
+    else:
+        out["ranking"] = ranking_kendall([it["pred"]["ranking"] for it in done], [it["true"][o] for it in done])
+        comparisons = [(it["images"][r[a] - 1], it["images"][r[b] - 1], 1.0)
+                       for it in done for r in (it["pred"]["ranking"],)
+                       for a in range(len(r)) for b in range(a + 1, len(r))]
+    truth = {path: t for it in done for path, t in zip(it["images"], it["true"][o])}
+    names = sorted(truth)
+    pos = {p: i for i, p in enumerate(names)}
+    scale = thurstone_map(len(names), [(pos[a], pos[b], w) for a, b, w in comparisons])
+    m = correlations(scale.tolist(), [truth[p] for p in names])
+    m["rmse"] = None  # the scale is in z units, not on the 0..4 scale
+    m["missing"] = len(items) - len(done)
+    out[o] = m
+    return out
+
+
+def selection_score(metrics: dict, protocol: str) -> float:
+    """One validation number to select the best step by (higher is better): the mean SRCC over the
+    dimensions (ss), pairwise accuracy (ds) or mean Kendall tau (ms)."""
+    if protocol == "ds":
+        v = metrics["pairwise"]["accuracy"]
+    elif protocol == "ms":
+        v = metrics["ranking"]["kendall"]
+    else:
+        vals = [m["srcc"] if m["srcc"] is not None else -1 for m in metrics.values()]
+        return float(sum(vals) / len(vals))
+    return -1.0 if v is None else float(v)
 
 
 def metrics_of(items: Sequence[dict], dimensions: Sequence[str]) -> dict[str, dict]:

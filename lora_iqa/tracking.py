@@ -8,6 +8,8 @@ Offline unless configured (``WANDB_MODE``); the project comes from ``WANDB_PROJE
 
 from __future__ import annotations
 
+import json
+
 import os
 import secrets
 from pathlib import Path
@@ -46,8 +48,12 @@ class Tracker:
         """Log the selected step's validation items as a table (W&B)."""
         if self.kind != "wandb" or not self.accelerator.is_main_process or not items:
             return
-        dims = list(items[0]["true"])
-        columns = ["image", "content"] + [f"{d}_{k}" for d in dims for k in ("true", "pred")]
-        data = [[it["images"][0], it["content"]] + [v for d in dims for v in (it["true"][d], it["pred"][d])]
-                for it in items]
+        if "content" not in items[0]:  # ds / ms: the stimuli, their true overall, the answer and the prediction
+            columns = ["images", "true", "answer", "pred"]
+            data = [[json.dumps(it[c]) for c in columns] for it in items]
+        else:
+            dims = list(items[0]["true"])
+            columns = ["image", "content"] + [f"{d}_{k}" for d in dims for k in ("true", "pred")]
+            data = [[it["images"][0], it["content"]] + [v for d in dims for v in (it["true"][d], it["pred"][d])]
+                    for it in items]
         self.accelerator.get_tracker("wandb").log_table(f"val/items_step_{step}", columns=columns, data=data)

@@ -28,14 +28,14 @@ from transformers import get_cosine_schedule_with_warmup
 from lora_iqa import __version__
 from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.data.protocols import Sample, ss_samples
+from lora_iqa.data.protocols import Sample, caption_of, protocol_samples
 from lora_iqa.errors import LoraIqaError, atomic_write_text
-from lora_iqa.evaluation import metrics_of
+from lora_iqa.evaluation import items_of, predict, protocol_metrics, selection_score
 from lora_iqa.metrics import fmt
-from lora_iqa.model import attach, count_params, fingerprint, load_base, pixel_values
-from lora_iqa.predict import logit_scores
+from lora_iqa.model import (Captioner, add_image_index, attach, count_params, fingerprint, load_base,
+                            pixel_values)
 from lora_iqa.tracking import Tracker
-from lora_iqa.template import TEMPLATE_VERSION, Template
+from lora_iqa.template import PREFERENCES, TEMPLATE_VERSION, Template, render_preference, render_ranking
 
 CaptionFn = Callable[[Sample, np.random.Generator], str]
 
@@ -82,7 +82,11 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     base_name = getattr(model.config, "_name_or_path", "") or cfg.base
     # the fingerprint names the unquantized checkpoint: that is what the adapter is loaded onto
     base_fp = fingerprint(model if cfg.quantize == "none" else load_base(cfg.base)[0])
-    model = attach(model, cfg.adapter, quantized=cfg.quantize != "none")
+    n_images = images_per_sample(cfg)
+    if n_images > 1:  # the decoder must know which image a token came from
+        add_image_index(model)
+    tokens = answer_tokens(processor.tokenizer, cfg.protocol, cfg.data.k)
+    model = attach(model, cfg.adapter, quantized=cfg.quantize != "none", tokens=tokens)
     trainable, total = count_params(model)
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
 
@@ -91,26 +95,31 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
         raise LoraIqaError("key 'data.manifest' is required for training")
     with accelerator.main_process_first():
         manifest = read_manifest(cfg.data.manifest, cfg.data.dimensions)
-    train_s = ss_samples(manifest.split("train"), template.dimensions, cfg.data.window, progress and accelerator.is_main_process)
-    val_s = ss_samples(manifest.split("val"), template.dimensions, cfg.data.window)
+    d = cfg.data
+    train_s, val_s = (protocol_samples(manifest.split(split), cfg.protocol, cfg.reference, template.dimensions,
+                                       cfg.seed + i, d.k, d.per_image, d.same_content, d.similar_below, d.window,
+                                       progress and accelerator.is_main_process and split == "train")
+                      for i, split in enumerate(("train", "val")))
     if not train_s or not val_s:
         raise LoraIqaError(f"{manifest.path}: needs rows in both the train and val splits")
 
-    caption = caption_fn or (lambda s, _rng: template.render(s.labels))
+    caption = caption_fn or (lambda s, _rng: caption_of(s, template))
     tok = processor.tokenizer
     bos = model.config.text_config.bos_token_id
 
     def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
         # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
         rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
-        imgs = [_dihedral(s.images[0], r) if tc.augment else s.images[0] for (_, _, s), r in zip(batch, rngs)]
+        imgs = [_dihedral(im, r) if tc.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
         enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
                   return_tensors="pt")
         ids = enc.input_ids.clone()
         ids[:, 0] = bos  # BLIP's decoder starts from [DEC], not [CLS]
         labels = ids.masked_fill(enc.attention_mask == 0, -100)
-        return {"pixel_values": pixel_values(imgs, processor), "input_ids": ids,
-                "attention_mask": enc.attention_mask, "labels": labels}
+        pix = pixel_values(imgs, processor)
+        if n_images > 1:  # (B, k, 3, S, S): every image of a sample, in order
+            pix = pix.view(len(batch), n_images, *pix.shape[1:])
+        return {"pixel_values": pix, "input_ids": ids, "attention_mask": enc.attention_mask, "labels": labels}
 
     sampler = EpochSampler(len(train_s), cfg.seed)
     loader = DataLoader(_ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
@@ -119,7 +128,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
-    model, optimizer, loader, val_loader, scheduler = accelerator.prepare(model, optimizer, loader, val_loader, scheduler)
+    model, optimizer, loader, val_loader, scheduler = accelerator.prepare(Captioner(model, n_images > 1), optimizer,
+                                                                          loader, val_loader, scheduler)
     state = Progress()
     accelerator.register_for_checkpointing(state)
     if resume_from is not None:
@@ -154,14 +164,15 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             state.losses.append(loss.item())
             tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step)
             if step % tc.eval_every == 0 or step == tc.max_steps:
-                items = _validate(accelerator, model, processor, val_s, val_loader, template)
-                m = metrics_of(items, template.dimensions)
-                score = float(np.mean([v["srcc"] if v["srcc"] is not None else -1 for v in m.values()]))
-                tracker.log({f"val/{d}_srcc": v["srcc"] for d, v in m.items()} | {"val/mean_srcc": score}, step)
-                state.curve.append({"step": step, **{d: v["srcc"] for d, v in m.items()}})
+                items = _validate(accelerator, model, processor, val_s, val_loader, template, cfg.protocol, n_images > 1)
+                m = protocol_metrics(items, template, cfg.protocol)
+                score = selection_score(m, cfg.protocol)
+                srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
+                tracker.log({f"val/{dim}_srcc": v for dim, v in srcc.items()} | {f"val/{SELECTION[cfg.protocol]}": score}, step)
+                state.curve.append({"step": step, **srcc} | ({} if cfg.protocol == "ss" else {SELECTION[cfg.protocol]: score}))
                 if accelerator.is_main_process:
-                    bar.write(f"step {step}: val mean SRCC {score:.3f} "
-                              f"(overall {fmt(m[template.dimensions[-1]]['srcc'])})")
+                    bar.write(f"step {step}: val {SELECTION[cfg.protocol].replace('_', ' ')} {score:.3f} "
+                              f"(overall SRCC {fmt(m[template.overall]['srcc'])})")
                 if score > state.best_score or not tc.select_best:
                     state.best_score, state.best_step, state.best_metrics = score, step, m
                     state.best_items = items
@@ -174,17 +185,20 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             state.epoch, state.batch = state.epoch + 1, 0
     bar.close()
     seconds = time.perf_counter() - t0
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model).model
     if state.best_state is not None:
         unwrapped.load_state_dict(state.best_state, strict=False)
-    meta = {"protocol": cfg.protocol, "dimensions": list(template.dimensions), "template_version": TEMPLATE_VERSION,
+    meta = {"protocol": cfg.protocol, "reference": cfg.reference, "images": n_images,
+            "dimensions": list(template.dimensions), "template_version": TEMPLATE_VERSION,
             "base": {"name_or_path": str(base_name), "fingerprint": base_fp}, "config": cfg.to_dict(),
             "num_processes": accelerator.num_processes, "step": state.best_step,
-            "metrics": {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in state.best_metrics.items()},
+            "metrics": {dim: ({k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} if "srcc" in v else v)
+                        for dim, v in state.best_metrics.items()},
             "lora_iqa_version": __version__}
     # ZeRO-3 / FSDP shard the weights: gather them on every rank, or the saved adapter comes out empty
     sharded = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
-    state_dict = accelerator.get_state_dict(model) if sharded else None
+    state_dict = ({k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
+                  if sharded else None)
     if accelerator.is_main_process:
         save_trained(unwrapped, processor, out, meta, state_dict=state_dict)
     tracker.finish(state.best_items, state.best_step)
@@ -192,6 +206,24 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     accelerator.end_training()
     return TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"],
                        state.losses, state.curve)
+
+
+SELECTION = {"ss": "mean_srcc", "ds": "pairwise_accuracy", "ms": "kendall"}  # what selects the best step
+
+
+def images_per_sample(cfg: Config) -> int:
+    """Images the model sees per sample: 1 (ss), 2 (ds) or k (ms) stimuli, plus the reference for fr."""
+    return {"ss": 1, "ds": 2, "ms": cfg.data.k}[cfg.protocol] + (cfg.reference == "fr")
+
+
+def answer_tokens(tokenizer, protocol: str, k: int) -> list[int]:
+    """Token ids of every ds / ms answer caption (none for ss): the tokens LoRA trains as well."""
+    if protocol == "ss":
+        return []
+    captions = ([render_preference(c) for c in PREFERENCES] if protocol == "ds"
+                else [render_ranking(list(range(1, k + 1)))])  # every ranking has the same tokens
+    special = set(tokenizer.all_special_ids)
+    return sorted({i for c in captions for i in tokenizer(c).input_ids if i not in special})
 
 
 def partial_state() -> PartialState:
@@ -275,25 +307,25 @@ def _dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)
 
 
-def _validate(accelerator, model, processor, samples, val_loader, template) -> list[dict]:
-    """Logit scores on this process's share of the validation set, gathered (without the padding
-    duplicates) with ``gather_for_metrics``: every process gets every item, in order."""
+def _validate(accelerator, model, processor, samples, val_loader, template, protocol: str, index: bool) -> list[dict]:
+    """Logit predictions on this process's share of the validation samples, gathered with
+    ``gather_for_metrics``: every process gets every item, in order (padding duplicates collapse
+    onto their index)."""
     model.eval()
-    blip = accelerator.unwrap_model(model)
-    idx, preds = [], []
+    net = accelerator.unwrap_model(model).model
+    by_idx: dict[int, dict] = {}
     for batch in val_loader:
-        res = logit_scores(blip, processor, [samples[i].images[0] for i in batch.tolist()], template)
-        scores = torch.tensor([[r["scores"][d] for d in template.dimensions] for r in res], device=batch.device)
-        batch, scores = accelerator.gather_for_metrics((batch, scores))
-        idx += batch.tolist()
-        preds += scores.tolist()
-    by_idx = dict(zip(idx, preds))
-    return [{"images": [str(samples[i].item.image)], "content": samples[i].item.content, "true": dict(samples[i].labels),
-             "pred": dict(zip(template.dimensions, by_idx[i]))} for i in range(len(samples))]
+        idx = batch.tolist()
+        preds = predict(net, processor, [samples[i] for i in idx], template, "logits", protocol=protocol, index=index)
+        by_idx.update(accelerator.gather_for_metrics(list(zip(idx, preds)), use_gather_object=True))
+    items = items_of(samples, [by_idx[i] for i in range(len(samples))], template, protocol)
+    for it in items:
+        it.pop("caption", None)
+    return items
 
 
 def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model).model
     names = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
     return {n: t.detach().clone() for n, t in unwrapped.state_dict().items() if n in names}
 
@@ -343,11 +375,17 @@ def model_card(meta: dict) -> str:
 
     cfg, base = meta["config"], meta["base"]["name_or_path"]
     rows = "\n".join(f"| {d} | " + " | ".join(fmt(m[k]) for k in ("srcc", "plcc", "krcc", "rmse")) + " |"
-                     for d, m in meta["metrics"].items())
+                     for d, m in meta["metrics"].items() if "srcc" in m)
+    judged = {k: v for k, v in meta["metrics"].items() if "srcc" not in v}  # ds pairwise accuracy, ms Kendall tau
+    if judged:
+        rows += "\n\n" + "; ".join(f"{k}: " + ", ".join(f"{n} {fmt(x) if isinstance(x, float) else x}" for n, x in v.items())
+                                  for k, v in judged.items())
     kind = "LoRA adapter" if cfg["adapter"]["method"] == "lora" else "fully fine-tuned model"
     load = (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
             f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
-            f"model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")") if kind.startswith("LoRA") else \
+            + ("from lora_iqa.model import add_image_index\nbase = add_image_index(base)  # this adapter's image-index "
+               "embeddings load into it\n" if meta.get("images", 1) > 1 else "")
+            + "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")") if kind.startswith("LoRA") else \
         "from transformers import BlipForConditionalGeneration\nmodel = BlipForConditionalGeneration.from_pretrained(\"PATH_OR_REPO_ID\")"
     resolved = yaml.safe_dump({"num_processes": meta.get("num_processes"), **cfg}, sort_keys=False).strip()
     return f"""---

@@ -164,3 +164,43 @@ def test_pixel_values_grayscale_and_rgb():
     assert torch.allclose(const[0, 0], torch.tensor(0.25), atol=1e-5)
     for c, v in enumerate((0.1, 0.5, 0.9)):
         assert torch.allclose(const[1, c], torch.tensor(v), atol=1e-5)
+
+
+def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((32, 32)).astype(np.float32), (rng.random((32, 32)) ** 3).astype(np.float32)
+
+
+def test_image_index_makes_the_decoder_order_sensitive():
+    """Cross-attention is blind to the order of its keys: without the index embedding (A, B) and (B, A)
+    give the decoder exactly the same logits; with it they do not."""
+    from lora_iqa.model import add_image_index, encode_images
+    from lora_iqa.predict import _pixels
+
+    model, processor = tiny_base(seed=0)
+    torch.manual_seed(0)
+    add_image_index(model).eval()
+    a, b = _pair()
+    ids = processor.tokenizer(["the first image is better."], return_tensors="pt").input_ids
+    gaps = []
+    for index in (False, True):
+        with torch.no_grad():
+            ab, ba = (model.text_decoder(input_ids=ids, encoder_hidden_states=encode_images(
+                model, _pixels([imgs], processor, "cpu"), index)).logits for imgs in ((a, b), (b, a)))
+        gap = float((ab - ba).abs().max())
+        gaps.append(gap)
+    assert gaps[0] < 1e-6 and gaps[1] > 1000 * max(gaps[0], 1e-9), gaps  # the base barely reads its images: relative
+
+
+def test_image_index_is_not_part_of_the_base_fingerprint_and_is_trained_per_adapter():
+    from lora_iqa.model import IMAGE_INDEX, add_image_index
+
+    model, _ = tiny_base(seed=0)
+    before = fingerprint(model)
+    add_image_index(model)
+    assert fingerprint(model) == before
+    peft_model = attach(model, AdapterConfig(), name="ds_nr", tokens=[10, 11])
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any(IMAGE_INDEX in n and "modules_to_save.ds_nr" in n for n in trainable)
+    assert any("trainable_tokens_delta.ds_nr" in n for n in trainable)
+    assert fingerprint(peft_model) == before

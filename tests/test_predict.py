@@ -104,3 +104,30 @@ def test_evaluate_schema_and_srcc_recomputes(adapter_dir, samples, method):
         recomputed += 1
     if method == "logits":
         assert recomputed == len(CT_DIMENSIONS)  # continuous scores: every SRCC is defined
+
+
+def test_preference_and_ranking_scores_are_distributions_over_valid_answers(base, samples):
+    from lora_iqa.model import add_image_index
+    from lora_iqa.predict import preference_scores, ranking_scores
+
+    model, processor = base
+    add_image_index(model)
+    imgs = _images(samples, 8)
+    pairs = [(imgs[i], imgs[i + 1]) for i in range(0, 8, 2)]
+    for r in preference_scores(model, processor, pairs):
+        assert sum(r["probs"].values()) == pytest.approx(1, abs=1e-5)
+        best = max(r["probs"], key=r["probs"].get)
+        assert r["preference"] == {"first": 0.0, "second": 1.0, "similar": 0.5}[best]
+        assert r["probability"] == pytest.approx(r["probs"][best])
+    # batch-independent: each pair alone gives the same probabilities
+    alone = [preference_scores(model, processor, [p])[0]["probs"] for p in pairs]
+    together = [r["probs"] for r in preference_scores(model, processor, pairs)]
+    for x, y in zip(alone, together):
+        assert all(abs(x[c] - y[c]) < 1e-5 for c in x)
+    groups = [tuple(imgs[:4]), tuple(imgs[4:8])]
+    for r in ranking_scores(model, processor, groups, k=4):
+        assert sorted(r["ranking"]) == [1, 2, 3, 4]
+        assert sum(r["expected_ranks"]) == pytest.approx(10, abs=1e-4)
+        ranks = r["expected_ranks"]
+        assert [ranks[i - 1] for i in r["ranking"]] == sorted(ranks)
+        assert 0 < r["probability"] <= 1

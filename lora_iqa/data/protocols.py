@@ -3,6 +3,9 @@
 ``ss`` (single stimulus): one image -> a score per dimension. ``ds`` (double stimulus): pairs of rows
 with which one is better (:func:`ds_pairs`). ``ms`` (multiple stimulus): groups of k rows with their
 ranking (:func:`ms_groups`). Pairs and groups are drawn within the given items (one split).
+Full-reference (``fr``) samples add the clean reference of the stimuli's content as the last image;
+their pairs and groups are drawn within one content, so that reference is shared.
+:func:`protocol_samples` builds any of them; :func:`caption_of` is a sample's training caption.
 """
 
 from __future__ import annotations
@@ -15,15 +18,72 @@ from tqdm.auto import tqdm
 
 from lora_iqa.data.io import load_image
 from lora_iqa.data.manifest import Item
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.template import Template, render_preference, render_ranking
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One protocol sample: its images (float [0,1]), integer labels per dimension, and its source item."""
+    """One protocol sample: its images (float [0,1]) in the order the model sees them (the stimuli, then
+    the clean reference for full-reference), ss labels (integer level per dimension), the first
+    stimulus's manifest row, and for ds/ms every stimulus's row and the answer (ds: first | second |
+    similar; ms: image numbers from best to worst)."""
 
     images: tuple[np.ndarray, ...]
     labels: dict[str, int]
     item: Item
+    items: tuple[Item, ...] = ()
+    answer: str | tuple[int, ...] | None = None
+
+
+def caption_of(sample: Sample, template: Template) -> str:
+    """The training caption: the quality template (ss), the preference (ds) or the ranking (ms)."""
+    if sample.answer is None:
+        return template.render(sample.labels)
+    if isinstance(sample.answer, str):
+        return render_preference(sample.answer)
+    return render_ranking(sample.answer)
+
+
+def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimensions: Sequence[str], seed: int,
+                     k: int = 4, per_image: int = 4, same_content: float = 0.5, similar_below: float = 0.5,
+                     window=None, progress: bool = False) -> list[Sample]:
+    """Samples of ``protocol`` (ss | ds | ms) over ``items`` (one split), ``reference`` nr or fr.
+
+    ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``k``. Every image
+    is read once and shared by the samples that show it. Reproducible by ``seed``.
+    """
+    if reference == "fr":
+        missing = [it for it in items if it.reference is None]
+        if missing:
+            raise LoraIqaError(f"{missing[0].image}: full-reference protocols need the manifest column 'reference'")
+    cache: dict = {}
+
+    def read(path):
+        if path not in cache:
+            cache[path] = load_image(path, window=window)
+        return cache[path]
+
+    def with_ref(stimuli: tuple[Item, ...]) -> tuple[np.ndarray, ...]:
+        imgs = tuple(read(it.image) for it in stimuli)
+        return imgs + ((read(stimuli[0].reference),) if reference == "fr" else ())
+
+    n = per_image * len(items)
+    if protocol == "ss":
+        return [Sample(images=with_ref((it,)), labels={d: int(round(float(it.scores[d]))) for d in dimensions},
+                       item=it, items=(it,))
+                for it in tqdm(items, desc="load images", unit="img", disable=not progress, leave=False)]
+    if protocol == "ds":
+        pairs = ds_pairs(items, n, seed, similar_below=similar_below,
+                         same_content=1.0 if reference == "fr" else same_content)
+        drawn = [((p.first, p.second), p.label) for p in pairs]
+    elif protocol == "ms":
+        drawn = [(g, tuple(order)) for g, order in ms_groups(items, n, seed, k=k, same_content=reference == "fr")]
+    else:
+        raise ValueError(f"unknown protocol '{protocol}'")
+    return [Sample(images=with_ref(stimuli), labels={}, item=stimuli[0], items=stimuli, answer=answer)
+            for stimuli, answer in tqdm(drawn, desc=f"load {protocol} images", unit="sample", disable=not progress,
+                                        leave=False)]
 
 
 def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None,
@@ -85,15 +145,25 @@ def ds_pairs(items: Sequence[Item], n: int, seed: int, overall: str = "overall",
 
 
 def ms_groups(items: Sequence[Item], n: int, seed: int, k: int = 4, overall: str = "overall",
-              tries: int = 100) -> list[tuple[tuple[Item, ...], list[int]]]:
+              tries: int = 100, same_content: bool = False) -> list[tuple[tuple[Item, ...], list[int]]]:
     """``n`` groups of ``k`` items with distinct overall scores (so the ranking is defined), in random
-    order, each with its ranking: image numbers (1-based) from best to worst. Reproducible by seed."""
+    order, each with its ranking: image numbers (1-based) from best to worst. Reproducible by seed.
+    ``same_content``: every group is drawn within one content (one with ``k`` distinct scores)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+    pools = [list(items)]
+    if same_content:
+        by_content: dict[str, list[Item]] = {}
+        for it in items:
+            by_content.setdefault(it.content, []).append(it)
+        pools = [its for its in by_content.values() if len({float(it.scores[overall]) for it in its}) >= k]
+        if not pools:
+            raise LoraIqaError(f"ms: no content has {k} images with distinct '{overall}' scores (data.k={k})")
     out = []
     for _ in range(n):
         for _ in range(tries):
-            idx = rng.choice(len(items), k, replace=False)
-            group = tuple(items[int(i)] for i in idx)
+            pool = pools[int(rng.integers(len(pools)))] if len(pools) > 1 else pools[0]
+            idx = rng.choice(len(pool), k, replace=False)
+            group = tuple(pool[int(i)] for i in idx)
             scores = [float(it.scores[overall]) for it in group]
             if len(set(scores)) == k:
                 order = sorted(range(k), key=lambda i: -scores[i])

@@ -1,0 +1,140 @@
+"""Per-protocol adapters on one base: train ss / ds / ms, nr and fr, on SYNTHETIC CT and evaluate them on
+held-out content; plus the ds adapters on a real CT slice.
+
+    python benchmarks/protocols.py --out benchmarks/protocols [--only ds_nr,ds_fr] [--steps-scale 1.0]
+
+Every adapter trains from its recipe (``recipes/configs/ct_<protocol>_<reference>_lora.yaml``) on the
+demo's SYNTHETIC CT set (960 images, 120 phantoms; content-disjoint splits) and the embedded base.
+Test figures (logit scoring): ss per-dimension SRCC; ds pairwise accuracy on pairs >= 1 level apart
+and the Thurstone Case V scale's SRCC against the true overall; ms mean Kendall tau per ranking and its
+scale's SRCC. nr and fr ds adapters are also compared on the SAME same-content test pairs. Real CT:
+pydicom's CT_small.dcm re-simulated at six doses; every pair of doses two or more levels apart is
+judged by each ds adapter in both orders (fr: the clean slice is the reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lora_iqa.config import load_config
+from lora_iqa.data.io import DEFAULT_WINDOW, read_dicom_hu
+from lora_iqa.data.manifest import read_manifest
+from lora_iqa.data.protocols import protocol_samples
+from lora_iqa.data.synth_ct import simulate, synth_ct
+from lora_iqa.demo import DATA
+from lora_iqa.embedded import ensure_embedded
+from lora_iqa.errors import atomic_write_text
+from lora_iqa.evaluation import evaluate
+from lora_iqa.metrics import fmt
+from lora_iqa.model import load_trained, multi_image
+from lora_iqa.predict import preference_scores
+from lora_iqa.template import Template
+from lora_iqa.train import run
+
+ADAPTERS = ("ss_nr", "ss_fr", "ds_nr", "ds_fr", "ms_nr", "ms_fr")
+DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/real_ct_dose.py)
+TEST_SEED = 12345  # the test pairs / groups (the same for every adapter of a protocol)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/protocols")
+    ap.add_argument("--only", default=",".join(ADAPTERS), help="comma-separated adapters to train/evaluate")
+    ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
+    ap.add_argument("--repeats", type=int, default=3, help="real CT: noise realisations per dose")
+    args = ap.parse_args()
+    out = Path(args.out)
+    manifest = out / "data" / "manifest.csv"
+    if not manifest.exists():
+        manifest = synth_ct(out / "data", DATA)
+    base = ensure_embedded()
+    template = Template()
+    m = read_manifest(manifest, template.dimensions)
+    results: dict = {"data": "SYNTHETIC CT (lora_iqa.demo.DATA)", "base": "embedded", "test_seed": TEST_SEED, "adapters": {}}
+    old = out / "results.json"
+    if old.exists():  # keep the adapters not re-run this time
+        results["adapters"] = json.loads(old.read_text()).get("adapters", {})
+    for name in args.only.split(","):
+        protocol, reference = name.split("_")
+        cfg = load_config(f"recipes/configs/ct_{name}_lora.yaml", [
+            f"output_dir={out / 'runs' / name}", f"data.manifest={manifest}", f"base={base}", "train.save_every=0",
+            f"train.max_steps={max(1, round(load_config(f'recipes/configs/ct_{name}_lora.yaml').train.max_steps * args.steps_scale))}"])
+        t0 = time.perf_counter()
+        res = run(cfg)
+        model, processor, meta = load_trained(res.dir)
+        d = cfg.data
+        test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k, d.per_image,
+                                d.same_content, d.similar_below, d.window)
+        ev = evaluate(model, processor, test, template, "test", "logits", protocol=protocol, index=multi_image(meta))
+        row = {"steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
+               "trainable_params": res.trainable_params, "total_params": res.total_params,
+               "train_seconds": round(res.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
+               "selected_step": res.best_step, "test": ev["metrics"], "n_test": ev["n"]}
+        if protocol == "ds":
+            same = protocol_samples(m.split("test"), "ds", reference, template.dimensions, TEST_SEED, d.k, d.per_image,
+                                    1.0, d.similar_below, d.window)  # same-content pairs: identical for nr and fr
+            row["test_same_content"] = evaluate(model, processor, same, template, "test", "logits", protocol="ds",
+                                                index=True)["metrics"]
+            row["real_ct"] = real_ct(model, processor, reference, args.repeats)
+        results["adapters"][name] = row
+        atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_text(out / "results.md", table(results))
+    print(table(results))
+
+
+def real_ct(model, processor, reference: str, repeats: int, seed: int = 0) -> dict:
+    """Every pair of doses >= 2 levels apart, both orders, each noise realisation: fraction judged right."""
+    hu, _ = read_dicom_hu(_ct_small())
+    level, width = DEFAULT_WINDOW
+    window = lambda x: np.clip((x - (level - width / 2)) / width, 0, 1).astype(np.float32)  # noqa: E731
+    rng = np.random.default_rng(seed)
+    recs = {i: [window(simulate(hu, {"views": 360, "kernel": "ramp", "blur": 0.0, "dose": d}, rng)) for _ in range(repeats)]
+            for i, d in enumerate(DOSES)}
+    ref = (window(hu),) if reference == "fr" else ()
+    pairs, truth = [], []
+    for i in range(len(DOSES)):
+        for j in range(i + 2, len(DOSES)):
+            for r in range(repeats):
+                pairs += [(recs[i][r], recs[j][r]) + ref, (recs[j][r], recs[i][r]) + ref]
+                truth += [0.0, 1.0]  # the higher dose (i) is better: first in the first order, second in the other
+    prefs = [p["preference"] for p in preference_scores(model, processor, pairs)]
+    right = [p == t for p, t in zip(prefs, truth)]
+    both = [right[a] and right[a + 1] for a in range(0, len(right), 2)]
+    return {"image": "pydicom CT_small.dcm (real CT slice), re-simulated per dose", "doses": list(DOSES),
+            "repeats": repeats, "judgements": len(right), "correct": float(np.mean(right)),
+            "pairs_right_in_both_orders": float(np.mean(both)), "n_pairs": len(both)}
+
+
+def _ct_small() -> str:
+    from pydicom.data import get_testdata_file
+
+    return get_testdata_file("CT_small.dcm")
+
+
+def table(results: dict) -> str:
+    """The results as markdown."""
+    lines = [f"Data: {results['data']} — SYNTHETIC. Base: {results['base']}. Test pairs/groups seed {results['test_seed']}.", "",
+             "| adapter | steps | trainable | train s | test figure | overall SRCC | same-content ds acc | real CT (both orders) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["adapters"].items():
+        t = r["test"]
+        if "pairwise" in t:
+            fig = f"pairwise acc {fmt(t['pairwise']['accuracy'])} (n={t['pairwise']['n']})"
+        elif "ranking" in t:
+            fig = f"Kendall tau {fmt(t['ranking']['kendall'])} (n={t['ranking']['n']})"
+        else:
+            fig = "mean SRCC " + fmt(float(np.mean([v["srcc"] for v in t.values()])))
+        same = fmt(r["test_same_content"]["pairwise"]["accuracy"]) if "test_same_content" in r else ""
+        real = (f"{r['real_ct']['pairs_right_in_both_orders']:.2f} of {r['real_ct']['n_pairs']}" if "real_ct" in r else "")
+        lines.append(f"| {name} | {r['steps']} | {r['trainable_params']:,} | {r['train_seconds']} | {fig} | "
+                     f"{fmt(t['overall']['srcc'])} | {same} | {real} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
