@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(ADAPTERS), help="comma-separated adapters to train/evaluate")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
     ap.add_argument("--repeats", type=int, default=3, help="real CT: noise realisations per dose")
+    ap.add_argument("--test-per-image", type=int, default=8, help="ds pairs / ms groups per test image")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = out / "data" / "manifest.csv"
@@ -55,7 +56,8 @@ def main() -> None:
     base = ensure_embedded()
     template = Template()
     m = read_manifest(manifest, template.dimensions)
-    results: dict = {"data": "SYNTHETIC CT (lora_iqa.demo.DATA)", "base": "embedded", "test_seed": TEST_SEED, "adapters": {}}
+    results: dict = {"data": "SYNTHETIC CT (lora_iqa.demo.DATA)", "base": "embedded", "test_seed": TEST_SEED,
+                     "test_per_image": args.test_per_image, "adapters": {}}
     old = out / "results.json"
     if old.exists():  # keep the adapters not re-run this time
         results["adapters"] = json.loads(old.read_text()).get("adapters", {})
@@ -68,16 +70,16 @@ def main() -> None:
         res = run(cfg)
         model, processor, meta = load_trained(res.dir)
         d = cfg.data
-        test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k, d.per_image,
-                                d.same_content, d.similar_below, d.window)
+        test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k,
+                                args.test_per_image, d.same_content, d.similar_below, d.window)
         ev = evaluate(model, processor, test, template, "test", "logits", protocol=protocol, index=multi_image(meta))
         row = {"steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                "trainable_params": res.trainable_params, "total_params": res.total_params,
                "train_seconds": round(res.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
                "selected_step": res.best_step, "test": ev["metrics"], "n_test": ev["n"]}
         if protocol == "ds":
-            same = protocol_samples(m.split("test"), "ds", reference, template.dimensions, TEST_SEED, d.k, d.per_image,
-                                    1.0, d.similar_below, d.window)  # same-content pairs: identical for nr and fr
+            same = protocol_samples(m.split("test"), "ds", reference, template.dimensions, TEST_SEED, d.k,
+                                    args.test_per_image, 1.0, d.similar_below, d.window)  # same-content pairs: identical for nr and fr
             row["test_same_content"] = evaluate(model, processor, same, template, "test", "logits", protocol="ds",
                                                 index=True)["metrics"]
             row["real_ct"] = real_ct(model, processor, reference, args.repeats)

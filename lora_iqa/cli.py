@@ -321,12 +321,11 @@ def _score(args) -> None:
         if protocol == "ss":
             paths = [[p] for p in args.images]
             samples = [Sample(images=(im,) + ref, labels={}, item=None) for im in images]
-        else:  # one item of all IMAGES; its rows stand in for manifest rows (predict counts the stimuli)
+        else:  # one item of all IMAGES
             paths = [list(args.images)]
-            rows = tuple(_row(p, args.reference) for p in args.images)
-            samples = [Sample(images=tuple(images) + ref, labels={}, item=rows[0], items=rows)]
+            samples = [Sample(images=tuple(images) + ref, labels={}, item=None)]
         preds = predict(model, processor, samples, template, args.method, scorer=scorer, protocol=protocol,
-                        index=multi_image(meta))
+                        index=multi_image(meta), k=len(args.images))
         recs = [{"images": ps, **({"reference": args.reference} if args.reference else {}),
                  "caption": p["caption"], "status": p.get("status", "ok"),
                  **({"reason": p["reason"]} if "reason" in p else {}), **_answer(p, protocol)}
@@ -361,14 +360,6 @@ def _check_protocol(args, meta: dict) -> str:
     if reference != "fr" and args.reference:
         raise LoraIqaError(f"{args.adapter}: a no-reference ({protocol}_{reference}) adapter takes no --reference")
     return protocol
-
-
-def _row(path: str, reference: str | None):
-    """A manifest row for an image given on the command line (no split, content or labels)."""
-    from lora_iqa.data.manifest import Item
-
-    return Item(image=Path(path), split="test", content="", scores={}, line=0, extra={},
-                reference=Path(reference) if reference else None)
 
 
 def _answer(pred: dict, protocol: str) -> dict:
