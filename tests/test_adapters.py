@@ -209,3 +209,22 @@ def test_failed_mixed_batch_leaves_no_routing_behind(aset, trained, monkeypatch)
     assert torch.equal(decoder_logits(aset.model, aset.processor, imgs), before)
     out = aset.predict([("b", (im,)) for im in imgs])
     assert max_diff([o["scores"] for o in out], alone(trained.ss_b, imgs)) < TOL
+
+
+def adapter_state(model) -> list:
+    """Every module's active adapters and every parameter's requires_grad: what a switch sets."""
+    return ([(n, list(getattr(m, "active_adapters", []) or [])) for n, m in model.named_modules()
+             if hasattr(m, "_active_adapter")]
+            + [(n, p.requires_grad) for n, p in model.named_parameters()]
+            + [model.active_adapter, model.base_model.active_adapter])
+
+
+@pytest.mark.parametrize("name", ["a", "b", "ds_nr"])
+def test_use_sets_what_peft_set_adapter_sets(aset, name):
+    aset.use("b" if name == "a" else "a")
+    aset.use(name)
+    ours = adapter_state(aset.model)
+    aset.use("b" if name == "a" else "a")
+    aset.model.set_adapter(name, inference_mode=True)
+    assert adapter_state(aset.model) == ours
+    assert aset.active == name and not any(p.requires_grad for p in aset.model.parameters())
