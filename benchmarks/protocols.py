@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,8 @@ def main() -> None:
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
     ap.add_argument("--repeats", type=int, default=3, help="real CT: noise realisations per dose")
     ap.add_argument("--test-per-image", type=int, default=8, help="ds pairs / ms groups per test image")
+    ap.add_argument("--reuse", action="store_true", help="evaluate adapters already trained under OUT/runs "
+                                                          "(their training figures are kept) instead of training")
     args = ap.parse_args()
     out = Path(args.out)
     manifest = out / "data" / "manifest.csv"
@@ -66,17 +67,21 @@ def main() -> None:
         cfg = load_config(f"recipes/configs/ct_{name}_lora.yaml", [
             f"output_dir={out / 'runs' / name}", f"data.manifest={manifest}", f"base={base}", "train.save_every=0",
             f"train.max_steps={max(1, round(load_config(f'recipes/configs/ct_{name}_lora.yaml').train.max_steps * args.steps_scale))}"])
-        t0 = time.perf_counter()
-        res = run(cfg)
-        model, processor, meta = load_trained(res.dir)
+        if args.reuse and name in results["adapters"]:
+            kept = results["adapters"][name]
+            model, processor, meta = load_trained(cfg.output_dir)
+        else:
+            res = run(cfg)
+            kept = {"trainable_params": res.trainable_params, "total_params": res.total_params,
+                    "train_seconds": round(res.train_seconds, 1), "selected_step": res.best_step}
+            model, processor, meta = load_trained(res.dir)
         d = cfg.data
         test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k,
                                 args.test_per_image, d.same_content, d.similar_below, d.window)
         ev = evaluate(model, processor, test, template, "test", "logits", protocol=protocol, index=multi_image(meta))
         row = {"steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
-               "trainable_params": res.trainable_params, "total_params": res.total_params,
-               "train_seconds": round(res.train_seconds, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
-               "selected_step": res.best_step, "test": ev["metrics"], "n_test": ev["n"]}
+               **{k: kept[k] for k in ("trainable_params", "total_params", "train_seconds", "selected_step")},
+               "test": ev["metrics"], "n_test": ev["n"]}
         if protocol == "ds":
             same = protocol_samples(m.split("test"), "ds", reference, template.dimensions, TEST_SEED, d.k,
                                     args.test_per_image, 1.0, d.similar_below, d.window)  # same-content pairs: identical for nr and fr

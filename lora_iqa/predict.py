@@ -108,10 +108,19 @@ def choice_probs(model, processor, images: Images, captions: Sequence[str], inde
 
 
 def preference_scores(model, processor, pairs: Images, index: bool = True,
-                      adapter_names: Sequence[str] | None = None) -> list[dict]:
+                      adapter_names: Sequence[str] | None = None, both_orders: bool = True) -> list[dict]:
     """ds by logits, per pair: ``preference`` (0 first better, 1 second, 0.5 similar: the most probable
-    answer), its ``probability``, and ``probs`` of first / second / similar."""
-    probs = choice_probs(model, processor, pairs, [render_preference(c) for c in PREFERENCES], index, adapter_names)
+    answer), its ``probability``, and ``probs`` of first / second / similar.
+
+    ``both_orders`` (the default) asks the model about (A, B) and (B, A) and averages the two answers
+    (first <-> second swapped): the usual cure for position bias in pairwise judges, and it makes
+    swapping the two images swap the answer exactly. A full-reference pair keeps its reference last.
+    """
+    captions = [render_preference(c) for c in PREFERENCES]
+    probs = choice_probs(model, processor, pairs, captions, index, adapter_names)
+    if both_orders:
+        swapped = [(p[1], p[0], *p[2:]) for p in pairs]
+        probs = (probs + choice_probs(model, processor, swapped, captions, index, adapter_names)[:, [1, 0, 2]]) / 2
     out = []
     for p in probs.tolist():
         best = int(np.argmax(p))

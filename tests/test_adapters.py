@@ -131,8 +131,10 @@ def test_ds_adapter_in_set_equals_load_trained(aset, trained):
     assert [o["protocol"] for o in got] == ["ds"] * len(pairs)
     assert max(abs(g["probs"][c] - w["probs"][c]) for g, w in zip(got, want) for c in w["probs"]) < TOL
     assert [g["preference"] for g in got] == [w["preference"] for w in want]
-    # the probabilities are not the same for every pair (the check above compares real values)
-    assert np.ptp([w["probs"]["first"] for w in want]) > 1e-4
+    # the probabilities are not the same for every pair (the checks above compare real values): the
+    # tiny adapter mostly answers its prior, so look at the small "similar" probability, relatively
+    sim_got, sim_want = (np.log([x["probs"]["similar"] for x in xs]) for xs in (got, want))
+    assert np.ptp(sim_want) > 1e-3 and np.max(np.abs(sim_got - sim_want)) < 1e-4
     assert max_diff([o["scores"] for o in out if o["adapter"] == "b"], alone(trained.ss_b, imgs)) < TOL
     assert aset.active == "a"
 

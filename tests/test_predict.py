@@ -131,3 +131,17 @@ def test_preference_and_ranking_scores_are_distributions_over_valid_answers(base
         ranks = r["expected_ranks"]
         assert [ranks[i - 1] for i in r["ranking"]] == sorted(ranks)
         assert 0 < r["probability"] <= 1
+
+
+def test_both_orders_swaps_the_answer_exactly(base, samples):
+    from lora_iqa.model import add_image_index
+    from lora_iqa.predict import preference_scores
+
+    model, processor = base
+    add_image_index(model)
+    a, b = _images(samples, 2)
+    ab, ba = (preference_scores(model, processor, [p])[0]["probs"] for p in ((a, b), (b, a)))
+    assert ab["first"] == pytest.approx(ba["second"], abs=1e-6) and ab["similar"] == pytest.approx(ba["similar"], abs=1e-6)
+    one = preference_scores(model, processor, [(a, b)], both_orders=False)[0]["probs"]
+    other = preference_scores(model, processor, [(b, a)], both_orders=False)[0]["probs"]
+    assert ab["first"] == pytest.approx((one["first"] + other["second"]) / 2, abs=1e-6)
