@@ -208,6 +208,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
                        state.losses, state.curve)
 
 
+PROTOCOL_TEXT = {"ss": "single stimulus: scores per dimension", "ds": "double stimulus: which image is better",
+                 "ms": "multiple stimulus: a ranking"}
 SELECTION = {"ss": "mean_srcc", "ds": "pairwise_accuracy", "ms": "kendall"}  # what selects the best step
 
 
@@ -393,18 +395,18 @@ base_model: {json.dumps(base)}
 library_name: {"peft" if kind.startswith("LoRA") else "transformers"}
 tags: [lora_iqa, image-quality-assessment, blip, {"lora" if kind.startswith("LoRA") else "full-fine-tuning"}]
 ---
-# lora_iqa {kind}: protocol `{meta['protocol']}`
+# lora_iqa {kind}: protocol `{meta['protocol']}_{meta.get('reference', 'nr')}`
 
 Image-quality captioner ({kind}) trained with lora_iqa {meta.get('lora_iqa_version', '')}.
 
 - base: `{base}` (fingerprint `{meta['base']['fingerprint']}`)
-- protocol: `{meta['protocol']}`; dimensions: {', '.join(meta['dimensions'])} (0–4, higher is better)
+- protocol: `{meta['protocol']}` ({PROTOCOL_TEXT[meta['protocol']]}), `{meta.get('reference', 'nr')}` ({meta.get('images', 1)} image(s) per sample); dimensions: {', '.join(meta['dimensions'])} (0–4, higher is better)
 - template: `{meta['template_version']}`
 - data: `{cfg['data']['manifest']}` (if it was made by `lora-iqa synth`, its images and labels are SYNTHETIC)
 - training: {cfg['train']['max_steps']} steps, batch {cfg['train']['batch_size']}, lr {cfg['train']['lr']}, adapter {cfg['adapter']}
 - selected step: {meta['step']}
 
-## Validation metrics (logit scoring, at the selected step)
+## Validation metrics (logit scoring, at the selected step{'' if meta['protocol'] == 'ss' else '; overall: the Thurstone Case V scale of the judgements'})
 
 | dimension | SRCC | PLCC | KRCC | RMSE |
 |---|---|---|---|---|
