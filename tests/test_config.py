@@ -30,6 +30,10 @@ def test_part_modes():
     (["nonsense=1"], "nonsense"),
     (["train.nonsense=1"], "train.nonsense"),
     (["protocol=zz"], "protocol"),
+    (["reference=rr"], "reference"),
+    (["data.k=9"], "data.k"),
+    (["data.per_image=0"], "data.per_image"),
+    (["data.same_content=1.5"], "data.same_content"),
     (["adapter.augment=true"], "adapter.augment"),
     (["train"], "train"),
 ])
