@@ -38,12 +38,14 @@ from lora_iqa.train import run
 ADAPTERS = ("ss_nr", "ss_fr", "ds_nr", "ds_fr", "ms_nr", "ms_fr")
 DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/real_ct_dose.py)
 TEST_SEED = 12345  # the test pairs / groups (the same for every adapter of a protocol)
+FULL = ["adapter.method=full", "train.lr=1e-3"]  # the demo's full fine-tuning lr
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/protocols")
-    ap.add_argument("--only", default=",".join(ADAPTERS), help="comma-separated adapters to train/evaluate")
+    ap.add_argument("--only", default=",".join(ADAPTERS),
+                    help="comma-separated adapters to train/evaluate (a _full suffix: full fine-tuning instead)")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
     ap.add_argument("--repeats", type=int, default=3, help="real CT: noise realisations per dose")
     ap.add_argument("--test-per-image", type=int, default=8, help="ds pairs / ms groups per test image")
@@ -63,10 +65,12 @@ def main() -> None:
     if old.exists():  # keep the adapters not re-run this time
         results["adapters"] = json.loads(old.read_text()).get("adapters", {})
     for name in args.only.split(","):
-        protocol, reference = name.split("_")
-        cfg = load_config(f"recipes/configs/ct_{name}_lora.yaml", [
+        protocol, reference, *full = name.split("_")  # "ds_nr_full": the same recipe, full fine-tuning
+        recipe = f"recipes/configs/ct_{protocol}_{reference}_lora.yaml"
+        cfg = load_config(recipe, [
             f"output_dir={out / 'runs' / name}", f"data.manifest={manifest}", f"base={base}", "train.save_every=0",
-            f"train.max_steps={max(1, round(load_config(f'recipes/configs/ct_{name}_lora.yaml').train.max_steps * args.steps_scale))}"])
+            f"train.max_steps={max(1, round(load_config(recipe).train.max_steps * args.steps_scale))}",
+            *(FULL if full else [])])
         if args.reuse and name in results["adapters"]:
             kept = results["adapters"][name]
             model, processor, meta = load_trained(cfg.output_dir)
@@ -79,7 +83,7 @@ def main() -> None:
         test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k,
                                 args.test_per_image, d.same_content, d.similar_below, d.window)
         ev = evaluate(model, processor, test, template, "test", "logits", protocol=protocol, index=multi_image(meta))
-        row = {"steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
+        row = {"method": cfg.adapter.method, "steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                **{k: kept[k] for k in ("trainable_params", "total_params", "train_seconds", "selected_step")},
                "test": ev["metrics"], "n_test": ev["n"]}
         if protocol == "ds":
