@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_iqa.config import load_config
-from lora_iqa.data.io import DEFAULT_WINDOW, read_dicom_hu
+from lora_iqa.data.io import apply_window, read_dicom_hu
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import protocol_samples
 from lora_iqa.data.synth_ct import simulate, synth_ct
@@ -101,8 +101,7 @@ def main() -> None:
 def real_ct(model, processor, reference: str, repeats: int, seed: int = 0) -> dict:
     """Every pair of doses >= 2 levels apart, both orders, each noise realisation: fraction judged right."""
     hu, _ = read_dicom_hu(_ct_small())
-    level, width = DEFAULT_WINDOW
-    window = lambda x: np.clip((x - (level - width / 2)) / width, 0, 1).astype(np.float32)  # noqa: E731
+    window = lambda x: apply_window(x).astype(np.float32)  # noqa: E731  soft tissue W400/L40
     rng = np.random.default_rng(seed)
     recs = {i: [window(simulate(hu, {"views": 360, "kernel": "ramp", "blur": 0.0, "dose": d}, rng)) for _ in range(repeats)]
             for i, d in enumerate(DOSES)}

@@ -15,7 +15,7 @@ import numpy as np
 from pydicom.data import get_testdata_file
 from scipy import stats
 
-from lora_iqa.data.io import DEFAULT_WINDOW, read_dicom_hu
+from lora_iqa.data.io import apply_window, read_dicom_hu
 from lora_iqa.data.synth_ct import simulate
 from lora_iqa.errors import atomic_path, atomic_write_text
 from lora_iqa.model import load_trained
@@ -36,13 +36,12 @@ def main() -> None:
     hu, _ = read_dicom_hu(get_testdata_file("CT_small.dcm"))
     model, processor, meta = load_trained(args.adapter)
     template = Template(tuple(meta["dimensions"]))
-    level, width = DEFAULT_WINDOW
     rng = np.random.default_rng(args.seed)
     images, doses = [], []
     for dose in DOSES:
         for _ in range(args.repeats):
             rec = simulate(hu, {"views": 360, "kernel": "ramp", "blur": 0.0, "dose": dose}, rng)
-            images.append(np.clip((rec - (level - width / 2)) / width, 0, 1).astype(np.float32))
+            images.append(apply_window(rec).astype(np.float32))
             doses.append(dose)
     scores = logit_scores(model, processor, images, template)
     table = {}

@@ -56,7 +56,8 @@ def items_of(samples: Sequence[Sample], preds: Sequence[dict], template: Templat
     items = []
     for s, p in zip(samples, preds):
         extra = {k: p[k] for k in ("caption", "status", "reason") if k in p}
-        paths = [str(it.image) for it in s.items or (s.item,)] + [str(s.item.reference)] * (len(s.images) - len(s.items or (s.item,)))
+        stimuli = s.items or (s.item,)
+        paths = [str(it.image) for it in stimuli] + [str(s.item.reference)] * (len(s.images) - len(stimuli))
         if protocol == "ss":
             items.append({"images": paths, "content": s.item.content, "true": dict(s.labels), "pred": p["scores"], **extra})
             continue

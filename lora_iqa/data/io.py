@@ -52,6 +52,14 @@ def read_dicom_hu(path: str | os.PathLike) -> tuple[np.ndarray, pydicom.Dataset]
     return _to_hu(arr, ds, path), ds
 
 
+def apply_window(hu: np.ndarray, window: tuple[float, float] = DEFAULT_WINDOW) -> np.ndarray:
+    """HU -> [0, 1] through a display window ``(level, width)`` (the dtype follows ``hu``)."""
+    level, width = window
+    if not width > 0:
+        raise ValueError(f"window width must be positive, got {width}")
+    return np.clip((hu - (level - width / 2)) / width, 0.0, 1.0)
+
+
 def to_rgb(img: np.ndarray) -> np.ndarray:
     """(H, W), (H, W, 1) or (H, W, 3) -> (H, W, 3) float32."""
     img = np.asarray(img, dtype=np.float32)
@@ -291,10 +299,7 @@ def _load_dicom(path: Path, window: tuple[float, float] | None) -> np.ndarray:
             return _to_unit(arr, path, "DICOM image")
         bits = int(ds.get("BitsStored") or 8)
         return np.clip(arr / float(2**bits - 1), 0.0, 1.0).astype(np.float32)
-    level, width = window if window is not None else (_file_window(ds) or DEFAULT_WINDOW)
-    if not width > 0:
-        raise ValueError(f"window width must be positive, got {width}")
-    out = np.clip((_to_hu(arr, ds, path) - (level - width / 2)) / width, 0.0, 1.0)
+    out = apply_window(_to_hu(arr, ds, path), window if window is not None else (_file_window(ds) or DEFAULT_WINDOW))
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":
         out = 1.0 - out
     return out.astype(np.float32)

@@ -88,12 +88,9 @@ def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimen
 
 def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None,
                progress: bool = False) -> list[Sample]:
-    """Load every item's image once; labels rounded to the template's integer levels."""
-    out = []
-    for it in tqdm(items, desc="load images", unit="img", disable=not progress, leave=False):
-        labels = {d: int(round(float(it.scores[d]))) for d in dimensions}
-        out.append(Sample(images=(load_image(it.image, window=window),), labels=labels, item=it))
-    return out
+    """Single-stimulus, no-reference samples: every item's image once, labels rounded to the template's
+    integer levels."""
+    return protocol_samples(items, "ss", "nr", dimensions, seed=0, window=window, progress=progress)
 
 
 PREFERENCE_LABELS = ("first", "second", "similar")

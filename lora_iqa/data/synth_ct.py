@@ -520,9 +520,8 @@ def _content_plan(cfg: SynthCTConfig) -> list[tuple[int, str, str, int]]:
 def _write(path: Path, hu: np.ndarray, fmt: str, meta: dict) -> None:
     from lora_iqa.data import io
 
-    level, width = WINDOW
     if fmt == "png":
-        io.write_png16(path, np.clip((hu - (level - width / 2)) / width, 0.0, 1.0))
+        io.write_png16(path, io.apply_window(hu, WINDOW))
     else:
         from pydicom.uid import generate_uid
 
