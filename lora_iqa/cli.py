@@ -88,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="W&B sweep YAML (method, metric, parameters, command), e.g. recipes/sweeps/lora_rank.yaml")
     p.add_argument("--out", default="runs/sweeps", help="output folder (default: runs/sweeps)")
 
+    p = sub.add_parser("bench", help="run a bench: methods x protocols x seeds, quality and cost in one table",
+                       description="Every cell (method, protocol, seed) runs in its own process with the same data, "
+                                   "step budget and test evaluation, and writes OUT/cells/ID/cell.json; finished "
+                                   "cells are not rerun. Writes OUT/results.json, .csv, .md and PNG plots. Each cell "
+                                   "is a W&B run (offline unless configured) grouped by the bench's name.")
+    p.add_argument("config", metavar="CONFIG.yaml", help="bench config, e.g. benchmarks/configs/lora_vs_full.yaml")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+
     from lora_iqa.data.datasets import FORMATS  # stdlib-only at import
 
     p = sub.add_parser("data", help="dataset tools")
@@ -425,6 +433,13 @@ def _sweep(args) -> None:
     run_sweep(args.sweep, Path(args.out))
 
 
+def _bench(args) -> None:
+    from lora_iqa.bench import run_bench
+    from lora_iqa.config import load_bench
+
+    run_bench(load_bench(args.config), Path(args.out))
+
+
 def _data(args) -> None:
     from lora_iqa.data.datasets import import_dataset
 
@@ -434,7 +449,8 @@ def _data(args) -> None:
 
 
 _COMMANDS = {"demo": _demo, "synth": _synth, "train": _train, "eval": _eval, "score": _score, "report": _report,
-             "push": _push, "sweep": _sweep, "data": _data}
+             "push": _push, "sweep": _sweep, "bench": _bench,
+             "data": _data}
 
 if __name__ == "__main__":
     sys.exit(main())

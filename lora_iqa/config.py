@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -190,6 +191,92 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-safe dict of every resolved value."""
         return _plain(dataclasses.asdict(self))
+
+
+BENCH_METHODS = ("zero_shot", "lora", "full", "regression", "classification", "classical", "mllm")
+DETERMINISTIC = ("zero_shot", "classical", "mllm")  # no training seed: run once per protocol
+
+
+@dataclass
+class BenchMethod:
+    """One row of a bench: a training method (``lora`` / ``full``), an image-only head on the same ViT
+    (``regression`` / ``classification``), or an untrained scorer (``zero_shot`` base, ``classical``
+    noise/blur estimate, ``mllm`` vision LLM through the openai scorer)."""
+
+    name: str
+    method: str
+    targets: tuple[str, ...] = ("vision", "cross")
+    r: int = 8
+    use_rslora: bool = False
+    use_dora: bool = False
+    overrides: tuple[str, ...] = ()  # recipe key=value for this method only (e.g. its own train.lr)
+
+    def __post_init__(self) -> None:
+        self.targets, self.overrides = tuple(self.targets), tuple(self.overrides)
+        _check(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "methods.name", "must be a plain name", self.name)
+        _check(self.method in BENCH_METHODS, f"methods.{self.name}.method", f"must be one of {BENCH_METHODS}", self.method)
+
+    def recipe_overrides(self) -> list[str]:
+        """The recipe keys this row sets: adapter method, targets, rank and flags, then its own overrides."""
+        keys = {"lora": [f"adapter.targets={list(self.targets)}", f"adapter.r={self.r}",
+                         f"adapter.use_rslora={self.use_rslora}", f"adapter.use_dora={self.use_dora}"]}
+        mode = self.method if self.method in ("lora", "full") else "full"
+        return [f"adapter.method={mode}", *keys.get(self.method, []), *self.overrides]
+
+
+@dataclass
+class BenchConfig:
+    """A bench: methods x protocols x seeds on one dataset, one step budget and one evaluation."""
+
+    name: str
+    methods: tuple[BenchMethod, ...]
+    base: str = "embedded"
+    manifest: str | None = None  # None: SYNTHETIC CT from ``synth`` (SynthCTConfig keys) into OUT/data
+    synth: dict = field(default_factory=lambda: {"n": 960, "size": 96, "seed": 0, "per_content": 8})
+    protocols: tuple[str, ...] = ("ss",)
+    reference: str = "nr"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    recipes: dict = field(default_factory=dict)  # protocol -> recipe YAML every trained cell starts from
+    overrides: tuple[str, ...] = ()  # the shared budget: key=value applied to every trained cell
+    test_per_image: int = 4  # ds pairs / ms groups drawn per test image
+    eval_seed: int = 12345  # draws the test pairs / groups: the same for every cell
+    captions: bool = True  # also generate captions: caption metrics and template-scorer agreement
+    tracking: str = "wandb"  # none | wandb (offline unless WANDB_MODE / WANDB_API_KEY say otherwise)
+
+    def __post_init__(self) -> None:
+        _check(bool(re.fullmatch(r"[\w.-]+", str(self.name))), "name", "must be a plain name", self.name)
+        _check(len(self.methods) > 0, "methods", "must list at least one method", [])
+        names = [m.name for m in self.methods]
+        _check(len(set(names)) == len(names), "methods", "names must be unique", names)
+        self.protocols, self.seeds, self.overrides = tuple(self.protocols), tuple(self.seeds), tuple(self.overrides)
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        _check(bool(self.protocols) and not bad, "protocols", f"must be a non-empty subset of {PROTOCOLS}", list(self.protocols))
+        _check(self.reference in REFERENCES, "reference", f"must be one of {REFERENCES}", self.reference)
+        _check(len(self.seeds) > 0, "seeds", "must list at least one seed", [])
+        _check(self.test_per_image >= 1, "test_per_image", "must be >= 1", self.test_per_image)
+        _check(self.tracking in ("none", "wandb"), "tracking", "must be none or wandb", self.tracking)
+        bad = [p for p in self.recipes if p not in PROTOCOLS]
+        _check(not bad, "recipes", f"keys must be protocols {PROTOCOLS}", bad)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-safe dict of every resolved value."""
+        return _plain(dataclasses.asdict(self))
+
+
+def load_bench(path: str | Path) -> BenchConfig:
+    """Read and validate a bench YAML; errors are one line naming the file and the key."""
+    raw = read_yaml_mapping(path, "bench config")
+    try:
+        methods = raw.pop("methods", None)
+        if not isinstance(methods, list) or not all(isinstance(m, dict) for m in methods):
+            raise LoraIqaError("key 'methods' must be a list of mappings (name, method, ...)")
+        rows = tuple(_build(BenchMethod, m, "methods.") for m in methods)
+        for key in ("synth", "recipes"):
+            if key in raw and not isinstance(raw[key], dict):
+                raise LoraIqaError(f"key '{key}' must be a mapping")
+        return _build(BenchConfig, {**raw, "methods": rows}, "")
+    except LoraIqaError as e:
+        raise LoraIqaError(f"{path}: {e}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

@@ -14,7 +14,7 @@ from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import ss_samples
 from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
 from lora_iqa.embedded import ensure_embedded
-from lora_iqa.errors import atomic_path, atomic_write_text
+from lora_iqa.errors import atomic_write_text, save_fig
 from lora_iqa.evaluation import METHODS, evaluate
 from lora_iqa.metrics import fmt
 from lora_iqa.model import count_params, load_base, load_trained
@@ -109,7 +109,7 @@ def plot_pred_vs_true(results: dict, template: Template, path: Path) -> None:
                ylabel="predicted overall (logits)", xlim=(-0.5, 4.5), ylim=(-0.2, 4.2))
     fig.suptitle("Held-out test split, SYNTHETIC CT")
     fig.tight_layout()
-    _save_fig(fig, path)
+    save_fig(fig, path)
 
 
 def show_examples(results: dict, test, path: Path, k: int = 3) -> None:
@@ -133,12 +133,4 @@ def show_examples(results: dict, test, path: Path, k: int = 3) -> None:
         ax.set_title(f"true: {fill(true_cap, 48)}\n\nLoRA: {fill(pred_cap, 48)}", fontsize=8, loc="left")
     fig.suptitle("SYNTHETIC CT test images (W400/L40) with captions")
     fig.tight_layout()
-    _save_fig(fig, path)
-
-
-def _save_fig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_fig(fig, path)

@@ -47,6 +47,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_fig(fig, path: str | os.PathLike) -> None:
+    """Save a matplotlib figure as PNG through a temporary name, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def _remove(p: Path) -> None:
     import shutil
 

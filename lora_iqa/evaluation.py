@@ -95,21 +95,30 @@ def protocol_metrics(items: Sequence[dict], template: Template, protocol: str) -
     if protocol == "ds":
         out["pairwise"] = pairwise_accuracy([it["pred"]["preference"] for it in done], [it["true"][o][0] for it in done],
                                             [it["true"][o][1] for it in done])
-        comparisons = [(it["images"][0], it["images"][1], 1.0 - it["pred"]["preference"]) for it in done]
     else:
         out["ranking"] = ranking_kendall([it["pred"]["ranking"] for it in done], [it["true"][o] for it in done])
-        comparisons = [(it["images"][r[a] - 1], it["images"][r[b] - 1], 1.0)
-                       for it in done for r in (it["pred"]["ranking"],)
-                       for a in range(len(r)) for b in range(a + 1, len(r))]
-    truth = {path: t for it in done for path, t in zip(it["images"], it["true"][o])}
-    names = sorted(truth)
-    pos = {p: i for i, p in enumerate(names)}
-    scale = thurstone_map(len(names), [(pos[a], pos[b], w) for a, b, w in comparisons])
-    m = correlations(scale.tolist(), [truth[p] for p in names])
+    scale, truth = judgement_scale(done, protocol, o)
+    m = correlations(scale, truth)
     m["rmse"] = None  # the scale is in z units, not on the 0..4 scale
     m["missing"] = len(items) - len(done)
     out[o] = m
     return out
+
+
+def judgement_scale(items: Sequence[dict], protocol: str, dim: str) -> tuple[list[float], list[float]]:
+    """The Thurstone Case V scale (MAP) of every stimulus judged in ``items`` (ds preferences or ms
+    rankings, every item answered), and each stimulus's true ``dim`` score, in path order."""
+    if protocol == "ds":
+        comparisons = [(it["images"][0], it["images"][1], 1.0 - it["pred"]["preference"]) for it in items]
+    else:
+        comparisons = [(it["images"][r[a] - 1], it["images"][r[b] - 1], 1.0)
+                       for it in items for r in (it["pred"]["ranking"],)
+                       for a in range(len(r)) for b in range(a + 1, len(r))]
+    truth = {path: t for it in items for path, t in zip(it["images"], it["true"][dim])}
+    names = sorted(truth)
+    pos = {p: i for i, p in enumerate(names)}
+    scale = thurstone_map(len(names), [(pos[a], pos[b], w) for a, b, w in comparisons])
+    return scale.tolist(), [truth[p] for p in names]
 
 
 def selection_score(metrics: dict, protocol: str) -> float:

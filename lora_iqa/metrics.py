@@ -1,4 +1,5 @@
-"""Quality metrics (scipy): SRCC, PLCC after the VQEG 4-parameter logistic fit (and raw), KRCC, RMSE.
+"""Quality metrics (scipy): SRCC, PLCC after the VQEG 4-parameter logistic fit (and raw), KRCC, RMSE;
+caption metrics (BLEU, METEOR, ROUGE-L, CIDEr) through the package's local `evaluate` module.
 
 Direction and range travel with the name: every correlation is higher-is-better in [-1, 1];
 RMSE is lower-is-better, in score units (0..4). Undefined values (constant input) are ``None``.
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy import optimize, stats
 
 HIGHER_IS_BETTER = {"srcc": True, "plcc": True, "plcc_raw": True, "krcc": True, "rmse": False}
+CAPTION_METRIC = Path(__file__).parent / "resources" / "metrics" / "coco_caption"
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
@@ -131,3 +134,17 @@ def thurstone_map(n_items: int, comparisons: Sequence[tuple[int, int, float]], p
 
     res = optimize.minimize(neg_log_posterior, np.zeros(n_items), jac=True, method="L-BFGS-B")
     return res.x
+
+
+def caption_scores(predictions: Sequence[str], references: Sequence[Sequence[str]],
+                   tokenize: bool = True) -> dict[str, float]:
+    """Corpus-level COCO caption metrics from pycocoevalcap (needs Java): bleu_1..bleu_4, meteor, rouge_l, cider.
+
+    ``references`` holds one list (>= 1 caption) per prediction. ``tokenize`` runs coco-caption's
+    PTBTokenizer first (lowercase, punctuation dropped); False takes the strings as already tokenized.
+    The `evaluate` module loads from its path inside the package, never from the Hub.
+    """
+    import evaluate  # slow import (datasets); only callers of this function pay it
+
+    module = evaluate.load(str(CAPTION_METRIC), keep_in_memory=True)
+    return module.compute(predictions=list(predictions), references=[list(r) for r in references], tokenize=tokenize)

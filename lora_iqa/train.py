@@ -73,7 +73,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     accelerator = Accelerator(gradient_accumulation_steps=tc.grad_accum, mixed_precision=tc.mixed_precision,
                               log_with=None if cfg.tracking == "none" else cfg.tracking, project_dir=str(out),
                               dataloader_config=DataLoaderConfiguration(split_batches=True),
-                              cpu=not _has_accelerator())  # no GPU: `accelerate launch --multi_gpu` runs gloo DDP
+                              cpu=not has_accelerator())  # no GPU: `accelerate launch --multi_gpu` runs gloo DDP
     for key, size in (("train.batch_size", tc.batch_size), ("train.eval_batch_size", tc.eval_batch_size)):
         if size % accelerator.num_processes:
             raise LoraIqaError(f"key '{key}' ({size}) must be divisible by the {accelerator.num_processes} processes")
@@ -110,7 +110,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
         # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
         rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
-        imgs = [_dihedral(im, r) if tc.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
+        imgs = [dihedral(im, r) if tc.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
         enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
                   return_tensors="pt")
         ids = enc.input_ids.clone()
@@ -122,7 +122,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
         return {"pixel_values": pix, "input_ids": ids, "attention_mask": enc.attention_mask, "labels": labels}
 
     sampler = EpochSampler(len(train_s), cfg.seed)
-    loader = DataLoader(_ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+    loader = DataLoader(ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
                         drop_last=len(train_s) > tc.batch_size)
     val_loader = DataLoader(torch.arange(len(val_s)), batch_size=tc.eval_batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -230,10 +230,10 @@ def answer_tokens(tokenizer, protocol: str, k: int) -> list[int]:
 
 def partial_state() -> PartialState:
     """The process group (Accelerate's PartialState), on CPU when there is no GPU or other accelerator."""
-    return PartialState(cpu=not _has_accelerator())
+    return PartialState(cpu=not has_accelerator())
 
 
-def _has_accelerator() -> bool:
+def has_accelerator() -> bool:
     acc = getattr(torch, "accelerator", None)
     return torch.cuda.is_available() or bool(acc is not None and acc.is_available())
 
@@ -252,7 +252,7 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter([(self.epoch, int(i)) for i in order])
 
 
-class _ByEpoch(torch.utils.data.Dataset):
+class ByEpoch(torch.utils.data.Dataset):
     def __init__(self, samples: list[Sample], sampler: EpochSampler) -> None:
         self.samples, self.sampler = samples, sampler
 
@@ -302,7 +302,7 @@ def find_checkpoint(out: Path, resume: str) -> Path | None:
     return path
 
 
-def _dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random one of the 8 flips/rotations by 90 degrees: exact on the pixel grid, so noise,
     streaks and blur keep their statistics (crops or resampling would change sharpness)."""
     img = np.rot90(img, int(rng.integers(4)), axes=(0, 1))

@@ -16,7 +16,7 @@ from conftest import one_error_line
 from lora_iqa.cli import main
 from lora_iqa.template import CT_DIMENSIONS, Template
 
-SUBCOMMANDS = [["demo"], ["synth"], ["synth", "ct"], ["train"], ["eval"], ["score"], ["report"]]
+SUBCOMMANDS = [["demo"], ["synth"], ["synth", "ct"], ["train"], ["eval"], ["score"], ["report"], ["bench"]]
 
 
 def _image(manifest: Path) -> Path:

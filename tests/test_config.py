@@ -75,3 +75,56 @@ def test_every_recipe_is_valid_and_carries_its_launch_command(recipe):
 def test_quantize_and_scorer_keys_are_validated(overrides, key):
     with pytest.raises(LoraIqaError, match=key):
         load_config(None, overrides)
+
+
+# --- bench configs ---
+
+BENCH_OK = "name: b\nmethods:\n  - {name: lora, method: lora, r: 4}\n  - {name: full, method: full}\n"
+
+
+@pytest.mark.parametrize("text, key", [
+    ("name: b\n", "methods"),
+    ("name: b\nmethods: {name: x}\n", "methods"),
+    ("name: b\nmethods:\n  - {name: x, method: prompt}\n", "methods.x.method"),
+    ("name: b\nmethods:\n  - {name: x, method: lora}\n  - {name: x, method: full}\n", "methods"),
+    ("name: b\nmethods:\n  - {name: x, method: lora, rank: 4}\n", "methods.rank"),
+    ("name: b\nprotocols: [ss, xs]\nmethods:\n  - {name: x, method: full}\n", "protocols"),
+    ("name: b\nseeds: []\nmethods:\n  - {name: x, method: full}\n", "seeds"),
+    ("name: b c\nmethods:\n  - {name: x, method: full}\n", "name"),
+    ("name: b\nsynth: 3\nmethods:\n  - {name: x, method: full}\n", "synth"),
+    ("name: b\nrecipes: {xs: a.yaml}\nmethods:\n  - {name: x, method: full}\n", "recipes"),
+])
+def test_bad_bench_config_names_file_and_key(tmp_path, text, key):
+    from lora_iqa.config import load_bench
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    with pytest.raises(LoraIqaError) as e:
+        load_bench(path)
+    assert str(path) in str(e.value) and key in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bench_method_recipe_overrides(tmp_path):
+    from lora_iqa.config import load_bench
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(BENCH_OK)
+    bc = load_bench(path)
+    assert [m.name for m in bc.methods] == ["lora", "full"] and bc.seeds == (0, 1, 2) and bc.protocols == ("ss",)
+    cfg = load_config(None, bc.methods[0].recipe_overrides())
+    assert (cfg.adapter.method, cfg.adapter.r, cfg.adapter.targets) == ("lora", 4, ("vision", "cross"))
+    assert load_config(None, bc.methods[1].recipe_overrides()).adapter.method == "full"
+
+
+def test_every_bench_config_is_valid():
+    from pathlib import Path
+
+    from lora_iqa.config import load_bench
+
+    configs = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        bc = load_bench(path)
+        for m in bc.methods:  # every row's keys build a valid recipe
+            load_config(bc.recipes.get("ss"), [*bc.overrides, *m.recipe_overrides()])
+        assert f"lora-iqa bench benchmarks/configs/{path.name} --out" in path.read_text().splitlines()[0]

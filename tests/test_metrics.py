@@ -1,8 +1,16 @@
+import socket
+
 import numpy as np
 import pytest
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.meteor.meteor import Meteor
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 from scipy import stats
 
-from lora_iqa.metrics import correlations, fit_logistic, logistic4, pairwise_accuracy, ranking_kendall, thurstone_map
+from lora_iqa.metrics import (caption_scores, correlations, fit_logistic, logistic4, pairwise_accuracy, ranking_kendall,
+                              thurstone_map)
 
 
 def test_matches_scipy_to_1e12():
@@ -74,3 +82,56 @@ def test_thurstone_map_recovers_a_known_scale():
     assert stats.spearmanr(s, truth).statistic > 0.95
     assert abs(float(np.mean(s))) < 0.3  # the prior centres the scale
     assert np.allclose(thurstone_map(3, []), 0)
+
+
+CAPTION_CASES = [  # (prediction, references)
+    ("A dog runs on the grass.", ["A dog runs on the grass."]),  # perfect match
+    ("a red car parked by the road", ["A red car parked on a street.", "a car that is red"]),
+    ("Two people ride bikes.", ["Two people riding bicycles down a road.", "People on bikes!", "two cyclists"]),
+    ("zebra zebra", ["a bowl of soup", "Soup in a bowl."]),  # disjoint
+    ("A blurry, dark photo of a cat.", ["a dark and blurry photo of a cat", "An underexposed cat picture."]),
+]
+CAPTION_KEYS = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider"]
+
+
+@pytest.fixture(scope="module")
+def coco_scores():
+    """caption_scores (with every socket connect refused) and pycocoevalcap called directly, as COCOEvalCap does."""
+    preds, refs = [p for p, _ in CAPTION_CASES], [r for _, r in CAPTION_CASES]
+    connects = []
+
+    def refuse(self, address):
+        connects.append(address)
+        raise OSError(f"no network in tests: {address}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", refuse)
+        ours = caption_scores(preds, refs)
+    assert connects == []  # the module loads from its path, never from the Hub
+
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": r} for r in rs] for i, rs in enumerate(refs)})
+    res = tokenizer.tokenize({i: [{"caption": p}] for i, p in enumerate(preds)})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    ref = {f"bleu_{n + 1}": b for n, b in enumerate(bleu)}
+    ref["meteor"], _ = Meteor().compute_score(gts, res)
+    ref["rouge_l"], _ = Rouge().compute_score(gts, res)
+    ref["cider"], _ = Cider().compute_score(gts, res)
+    return ours, ref, gts, res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", CAPTION_KEYS)
+def test_caption_scores_equal_pycocoevalcap_exactly(coco_scores, key):
+    ours, ref, _, _ = coco_scores
+    assert sorted(ours) == sorted(CAPTION_KEYS)
+    assert type(ours[key]) is float and ours[key] == ref[key]
+    assert 0 < ours[key] < (10 if key == "cider" else 1)  # neither all-perfect nor all-disjoint
+
+
+@pytest.mark.slow
+def test_caption_scores_without_tokenization_take_tokens_as_given(coco_scores):
+    """Already PTB-tokenized captions with tokenize=False score exactly as raw captions with tokenize=True."""
+    _, ref, gts, res = coco_scores
+    ours = caption_scores([res[i][0] for i in res], [gts[i] for i in gts], tokenize=False)
+    assert ours == ref
