@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,10 +36,11 @@ PHASES = ("forward", "backward", "clip_grad_norm", "optimizer_step", "zero_grad"
 
 
 def mib_rss() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MiB (Linux: VmRSS in kB, ru_maxrss in KiB; the kernel
-    updates the high-water mark lazily, so the peak is at least the current RSS)."""
-    cur = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
-    return cur / 1024, max(cur, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+    """(current RSS, peak RSS) of this process in MiB: Linux's VmRSS and VmHWM. VmHWM starts afresh at
+    exec, unlike ``ru_maxrss``, which a worker inherits from the parent it was forked from."""
+    status = {line.split(":")[0]: int(line.split()[1]) for line in open("/proc/self/status")
+              if line.startswith(("VmRSS:", "VmHWM:"))}
+    return status["VmRSS"] / 1024, status["VmHWM"] / 1024
 
 
 def blip_config(image_size: int, smoke: bool):

@@ -139,10 +139,10 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
     elif method == "zero_shot":
         cell.update(_zero_shot_cell(cfg, test, template, spec, cost))
     elif method == "mllm":
-        cell.update(_mllm_cell(cfg, test, template))
+        cell.update(_mllm_cell(cfg, test, template, cost))
     else:
         cell.update(_baseline_cell(cfg, method, manifest, test, template, cost, progress))
-    cost["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    cost["peak_rss_mb"] = round(peak_rss_mb(), 1)
     cost["wall_seconds"] = round(time.perf_counter() - t0, 2)
     cell["cost"] = cost
     path = Path(spec["dir"]) / "cell.json"
@@ -150,6 +150,16 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
         _log_wandb(spec, cell)
     atomic_write_text(path, json.dumps({"spec": spec, "cell": cell}, indent=1))
     return cell
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB: Linux's VmHWM, which starts afresh at exec (the
+    ``ru_maxrss`` of a forked child keeps its parent's RSS at the fork); ``ru_maxrss`` elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
 def _timed(fn, *args, **kwargs):
@@ -289,13 +299,16 @@ def _per_image_cell(score: Scores, test, template, protocol: str, cost: dict) ->
     return {"metrics": protocol_metrics(items, template, protocol), "items": items, "scorings": {}}
 
 
-def _mllm_cell(cfg: Config, test, template) -> dict:
+def _mllm_cell(cfg: Config, test, template, cost: dict) -> dict:
     """The zero-shot vision-LLM baseline: the stimuli go to the configured server through the openai scorer."""
     from lora_iqa.evaluation import items_of, protocol_metrics
     from lora_iqa.scorers import make_scorer
 
     scorer = make_scorer(ScorerConfig(backend="openai"), template, progress=False)
-    results = scorer.score_images([list(s.images[:len(s.items)]) for s in test], cfg.protocol)
+    groups = [list(s.images[:len(s.items)]) for s in test]
+    results, secs = _timed(scorer.score_images, groups, cfg.protocol)
+    cost.update({"trainable_params": 0, "trainable_pct": 0.0, "size_bytes": 0,
+                 "mllm_images_per_s": round(sum(map(len, groups)) / secs, 2)})
     preds = [{"scores": r.scores or {}} if cfg.protocol == "ss" else {"preference": r.preference} if cfg.protocol == "ds"
              else {"ranking": r.ranking} for r in results]
     items = items_of(test, preds, template, cfg.protocol)
@@ -415,7 +428,7 @@ def markdown(results: dict) -> str:
     for r in rows:
         s = r["stat"]
         lines.append(f"| {r['name']} | {r['protocol']} | {_ms(s, 'trainable_params', 0).split(' ±')[0]} | "
-                     f"{_ms(s, 'trainable_pct', 2).split(' ±')[0]} | {s['size_bytes'][0] / 1024:.0f} | "
+                     f"{_ms(s, 'trainable_pct', 2).split(' ±')[0]} | {s.get('size_bytes', (0,))[0] / 1024:.0f} | "
                      f"{_ms(s, 'train_samples_per_s', 1)} | {_ms(s, 'train_seconds', 1)} | {_ms(s, 'peak_rss_mb', 0)} | "
                      f"{_ms(s, 'logits_images_per_s', 1)} | {_ms(s, 'generate_images_per_s', 1)} | {_ms(s, 'wall_seconds', 1)} |")
     chk = results["srcc_check"]

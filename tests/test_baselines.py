@@ -42,12 +42,12 @@ def test_classical_baseline_tracks_noise(samples):
 @pytest.mark.parametrize("kind", HEADS)
 def test_head_learns_on_held_out_phantoms(kind, samples, tmp_path):
     model, processor = tiny_base(seed=0)
-    cfg = load_config(None, [f"output_dir={tmp_path / kind}", "train.max_steps=60", "train.batch_size=16",
-                             "train.lr=2e-3", "train.warmup_steps=6", "train.eval_every=20"])
+    cfg = load_config(None, [f"output_dir={tmp_path / kind}", "train.max_steps=120", "train.batch_size=16",
+                             "train.lr=5e-3", "train.warmup_steps=6", "train.eval_every=40"])
     head, res = train_head(cfg, kind, model.vision_model, processor, samples["train"], samples["val"], Template(),
                            progress=False)
     preds = head_scores(head, processor, [s.images[0] for s in samples["test"]], CT_DIMENSIONS)
     assert _srcc(preds, samples["test"], "overall") > 0.6
     assert res.trainable_params == res.total_params > sum(p.numel() for p in head.head.parameters())
-    assert res.best_step in (20, 40, 60) and (tmp_path / kind / "model.safetensors").stat().st_size > 0
+    assert res.best_step in (40, 80, 120) and (tmp_path / kind / "model.safetensors").stat().st_size > 0
     assert model.vision_model.embeddings.patch_embedding.weight.grad is None  # the base itself is untouched
