@@ -92,7 +92,10 @@ def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
     for i, spec in enumerate(cells, 1):
         path = Path(spec["dir"]) / "cell.json"
         if path.exists():
-            done = json.loads(path.read_text())
+            try:
+                done = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise LoraIqaError(f"{path}: unreadable ({e}); remove it to rerun the cell") from None
             if done.get("spec") != spec:
                 raise LoraIqaError(f"{path}: holds a cell run with another spec; use another --out or remove it")
             print(f"[bench {bc.name}] cell {i}/{len(cells)} {spec['id']}: done already, not rerun", flush=True)
