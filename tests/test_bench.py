@@ -148,3 +148,19 @@ def test_llm_rows_with_a_configured_server(tmp_path, manifest, base_dir, llm):
     res = json.loads((tmp_path / "out2" / "results.json").read_text())
     (cell,) = res["cells"]
     assert not res["skipped"] and cell["items"][0]["pred"]["overall"] == 2
+
+
+def test_a_cell_process_reports_its_own_peak_rss():
+    """A forked child's ru_maxrss starts at its parent's RSS; the bench's VmHWM reading must not."""
+    import subprocess
+    import sys
+
+    from lora_iqa.bench import peak_rss_mb
+
+    ballast = np.ones(2 * 1024**3 // 8)  # 2 GiB held by this (parent) process
+    code = "import resource; from lora_iqa.bench import peak_rss_mb; print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                               check=True).stdout.split())
+    assert peak_rss_mb() > 2048 and inherited > 2048  # the pitfall is real here
+    assert own < 1500, own
+    del ballast
