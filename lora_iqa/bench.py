@@ -498,14 +498,16 @@ def plot(results: dict, out: Path) -> None:
     save_fig(fig, out / "srcc_vs_step.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    labels = [f"{r['name']}\n{r['protocol']}" for r in rows]
+    labels = [f"{r['name']} ({r['protocol']})" for r in rows]
     for ax, key, title in zip(axes, ("train_samples_per_s", "peak_rss_mb", "size_bytes"),
                               ("train samples/s", "peak RSS (MB)", "size on disk (bytes, log)")):
         ax.bar(labels, [r["stat"].get(key, (0, 0))[0] for r in rows], yerr=[r["stat"].get(key, (0, 0))[1] for r in rows])
         ax.set_title(title + tag, fontsize=9)
-        ax.tick_params(axis="x", labelsize=6, rotation=45)
+        ax.tick_params(axis="x", labelsize=6)
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
         if key == "size_bytes":
             ax.set_yscale("log")
+    fig.tight_layout()
     save_fig(fig, out / "cost.png")
 
 
