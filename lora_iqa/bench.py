@@ -347,7 +347,10 @@ def flat_row(cell: dict) -> dict:
     for dim, m in cell["metrics"].items():
         row.update({f"{dim}_{k}": v for k, v in m.items() if isinstance(v, (int, float)) or v is None})
     for name, s in cell.get("scorings", {}).items():
-        row[f"{name}_overall_srcc"] = s["metrics"].get("overall", {}).get("srcc")
+        overall = s["metrics"].get("overall", {})
+        row[f"{name}_overall_srcc"] = overall.get("srcc")
+        # the fraction of items whose answer could be read from the caption: an SRCC over few is no figure
+        row[f"{name}_read"] = 1 - overall.get("missing", 0) / max(len(s["items"]), 1)
         row.update({f"{name}_agreement_{k}": v for k, v in s["agreement"].items() if k != "n"})
     row.update({f"caption_{k}": v for k, v in cell.get("captions", {}).items()})
     row.update(cell["cost"])
@@ -402,6 +405,13 @@ def _ms(stat: dict, key: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _caption_srcc(stat: dict) -> str:
+    """The template-read captions' overall SRCC, with the share of test items it could be read from."""
+    if "caption_template_read" not in stat:
+        return "—"
+    return f"{_ms(stat, 'caption_template_overall_srcc')} ({stat['caption_template_read'][0]:.0%} read)"
+
+
 def markdown(results: dict) -> str:
     """results.md: quality and cost tables (mean ± std over seeds), the SRCC check, skipped rows."""
     rows = summary(results["cells"])
@@ -411,7 +421,10 @@ def markdown(results: dict) -> str:
     lines = [f"# bench {results['name']}" + (" (SYNTHETIC data)" if results.get("synthetic") else ""), "",
              f"Data: `{results['data']}`. Base: `{results['base']}`. Mean ± std over seeds "
              f"{results['config']['seeds']} (untrained rows run once). Overall SRCC of ds / ms rows is the Thurstone "
-             "scale's; Δ full is the row's mean overall SRCC minus full fine-tuning's.", "",
+             "scale's; Δ full is the row's mean overall SRCC minus full fine-tuning's. Caption metrics compare the "
+             "generated captions with the template caption of the true labels; caption SRCC is the overall SRCC of "
+             "the captions as the template scorer reads them (in parentheses: the share of test items it could "
+             "read); caption=logits is the share of items whose caption reads as the logits' answer.", "",
              "## Quality (held-out test split)", "",
              "| row | protocol | runs | overall SRCC | Δ full | PLCC | KRCC | RMSE | pairwise acc | Kendall tau | "
              + " | ".join(f"{d} SRCC" for d in per_dim) + " | BLEU-4 | METEOR | ROUGE-L | CIDEr | caption SRCC | caption=logits |",
@@ -425,7 +438,7 @@ def markdown(results: dict) -> str:
                      f"{_ms(s, 'pairwise_accuracy')} | {_ms(s, 'ranking_kendall')} | "
                      + " | ".join(_ms(s, f"{d}_srcc") for d in per_dim) + " | "
                      + " | ".join(_ms(s, f"caption_{k}") for k in ("bleu_4", "meteor", "rouge_l", "cider"))
-                     + f" | {_ms(s, 'caption_template_overall_srcc')} | {_ms(s, 'caption_template_agreement_exact', 2)} |")
+                     + f" | {_caption_srcc(s)} | {_ms(s, 'caption_template_agreement_exact', 2)} |")
     lines += ["", "## Cost", "", "| row | protocol | trainable params | % | size on disk (KB) | train samples/s | train s | "
               "peak RSS (MB) | logits images/s | generation images/s | wall s |", "|" + "---|" * 11]
     for r in rows:
