@@ -244,7 +244,8 @@ def _agreement(a: Sequence[dict], b: Sequence[dict], protocol: str, template, a_
         o = template.overall
         pairs = [(x["pred"].get(o), y["pred"].get(o)) for x, y in zip(a, b)]
         pairs = [p for p in pairs if None not in p]
-        out["overall_srcc"] = float(stats.spearmanr(*zip(*pairs)).statistic) if len(pairs) > 2 else None
+        rho = float(stats.spearmanr(*zip(*pairs)).statistic) if len(pairs) > 2 else float("nan")
+        out["overall_srcc"] = None if np.isnan(rho) else rho  # constant scores: undefined, not NaN in JSON
     return out
 
 
