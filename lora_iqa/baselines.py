@@ -33,6 +33,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from lora_iqa.config import Config
 from lora_iqa.data.protocols import Sample
+from lora_iqa.errors import atomic_path
 from lora_iqa.evaluation import metrics_of, selection_score
 from lora_iqa.model import count_params, pixel_values
 from lora_iqa.template import LEVELS, Template
@@ -125,7 +126,8 @@ def train_head(cfg: Config, kind: str, vision: torch.nn.Module, processor, train
     model = accelerator.unwrap_model(model)
     model.load_state_dict(best[3])
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in best[3].items()}, str(out / "model.safetensors"))
+    with atomic_path(out / "model.safetensors") as tmp:  # never a half-written weights file
+        save_file({k: v.contiguous() for k, v in best[3].items()}, str(tmp))
     metrics = {d: {k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} for d, v in best[2].items()}
     return model.eval(), TrainResult(out, trainable, total, seconds, seen / max(seconds, 1e-9), best[1], metrics,
                                      losses, curve)

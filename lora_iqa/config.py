@@ -218,10 +218,10 @@ class BenchMethod:
 
     def recipe_overrides(self) -> list[str]:
         """The recipe keys this row sets: adapter method, targets, rank and flags, then its own overrides."""
-        keys = {"lora": [f"adapter.targets={list(self.targets)}", f"adapter.r={self.r}",
-                         f"adapter.use_rslora={self.use_rslora}", f"adapter.use_dora={self.use_dora}"]}
-        mode = self.method if self.method in ("lora", "full") else "full"
-        return [f"adapter.method={mode}", *keys.get(self.method, []), *self.overrides]
+        if self.method != "lora":  # full fine-tuning; the heads and untrained rows read only the train keys
+            return ["adapter.method=full", *self.overrides]
+        return ["adapter.method=lora", f"adapter.targets={list(self.targets)}", f"adapter.r={self.r}",
+                f"adapter.use_rslora={self.use_rslora}", f"adapter.use_dora={self.use_dora}", *self.overrides]
 
 
 @dataclass
