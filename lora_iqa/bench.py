@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from lora_iqa.config import DETERMINISTIC, BenchConfig, Config, ScorerConfig, load_config
+from lora_iqa.config import CLIP_METHODS, DETERMINISTIC, BenchConfig, Config, ScorerConfig, load_config
 from lora_iqa.errors import LoraIqaError, atomic_write_text, save_fig
 from lora_iqa.evaluation import judgement_scale
 
@@ -36,8 +36,9 @@ def llm_configured() -> bool:
     return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
 
 
-def plan(bc: BenchConfig, manifest: Path, base: str, out: Path) -> tuple[list[dict], list[str]]:
-    """The cells to run (one spec each) and the rows skipped, with why."""
+def plan(bc: BenchConfig, manifest: Path, base: str, out: Path, clip_base: str | None = None) -> tuple[list[dict], list[str]]:
+    """The cells to run (one spec each) and the rows skipped, with why. ``clip_base``: the resolved base
+    of the CLIP rows."""
     cells, skipped = [], []
     for m in bc.methods:
         if m.method == "mllm" and not llm_configured():
@@ -51,7 +52,8 @@ def plan(bc: BenchConfig, manifest: Path, base: str, out: Path) -> tuple[list[di
                               "targets": list(m.targets) if m.method == "lora" else None,
                               "r": m.r if m.method == "lora" else None, "protocol": protocol,
                               "reference": bc.reference, "seed": seed, "deterministic": m.method in DETERMINISTIC,
-                              "recipe": str(recipe) if recipe else None, "manifest": str(manifest), "base": base,
+                              "recipe": str(recipe) if recipe else None, "manifest": str(manifest),
+                              "base": clip_base if m.method in CLIP_METHODS else base,
                               "overrides": [*bc.overrides, *m.recipe_overrides()], "test_per_image": bc.test_per_image,
                               "eval_seed": bc.eval_seed, "captions": bc.captions, "tracking": bc.tracking,
                               "dir": str(out / "cells" / cid)})
@@ -68,7 +70,9 @@ def cell_config(spec: dict) -> Config:
 
 def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
     """Run (or resume) every cell of ``bc`` into ``out``; write and return ``results.json``."""
+    from lora_iqa.clip_base import EMBEDDED_CLIP, ensure_embedded_clip
     from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
+    from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
     from lora_iqa.embedded import resolve_base
 
     out.mkdir(parents=True, exist_ok=True)
@@ -79,13 +83,17 @@ def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
     else:
         manifest = out / "data" / "manifest.csv"
         if not manifest.exists():
+            synth_cfg, make = (SynthCTConfig, synth_ct) if bc.synth_kind == "ct" else (SynthNaturalConfig, synth_natural)
             try:
-                synth = SynthCTConfig(**bc.synth)
+                synth = synth_cfg(**bc.synth)
             except TypeError as e:
                 raise LoraIqaError(f"key 'synth': {e}") from None
-            manifest = synth_ct(out / "data", synth, progress=progress)
+            manifest = make(out / "data", synth, progress=progress)
     base = resolve_base(bc.base, progress=progress)
-    cells, skipped = plan(bc, manifest, base, out)
+    clip_base = None
+    if any(m.method in CLIP_METHODS for m in bc.methods):  # built once here, not inside a timed cell
+        clip_base = str(ensure_embedded_clip(progress)) if bc.clip_base == EMBEDDED_CLIP else bc.clip_base
+    cells, skipped = plan(bc, manifest, base, out, clip_base)
     for spec in cells:  # every recipe resolves before any cell runs: a bad key fails now, not in an hour
         cell_config(spec)
     t0, ran = time.perf_counter(), 0
@@ -126,11 +134,10 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
     """Train (if the method trains) and evaluate one cell; write ``cell.json``; return the cell."""
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.protocols import protocol_samples
-    from lora_iqa.template import Template
 
     t0 = time.perf_counter()
     cfg = cell_config(spec)
-    template, d, protocol = Template(tuple(cfg.data.dimensions)), cfg.data, spec["protocol"]
+    template, d, protocol = cfg.template(), cfg.data, spec["protocol"]
     manifest = read_manifest(spec["manifest"], template.dimensions)
     test = protocol_samples(manifest.split("test"), protocol, spec["reference"], template.dimensions, spec["eval_seed"],
                             d.k, spec["test_per_image"], d.same_content, d.similar_below, d.window, progress)
@@ -139,6 +146,8 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
     cost: dict = {}
     if method in ("lora", "full"):
         cell.update(_captioner_cell(cfg, test, template, spec, cost, progress))
+    elif method in CLIP_METHODS:
+        cell.update(_clip_cell(cfg, method, test, template, cost, progress))
     elif method == "zero_shot":
         cell.update(_zero_shot_cell(cfg, test, template, spec, cost))
     elif method == "mllm":
@@ -260,6 +269,25 @@ def _zero_shot_cell(cfg: Config, test, template, spec: dict, cost: dict) -> dict
     # the base sees one image: ds / ms judgements compare its per-image overall scores
     return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template)],
                            test, template, spec["protocol"], cost)
+
+
+def _clip_cell(cfg: Config, method: str, test, template, cost: dict, progress: bool) -> dict:
+    """CLIP's antonym-prompt scores per image: zero-shot (CLIP-IQA), or after prompt learning."""
+    from lora_iqa.clip_base import load_clip
+    from lora_iqa.clip_prompt import ClipPromptLearner, load_prompt_adapter
+    from lora_iqa.model import count_params
+    from lora_iqa.train import run
+
+    if method == "clip_zero_shot":
+        clip, processor = load_clip(cfg.base)
+        learner = ClipPromptLearner(clip, processor, cfg.adapter, template.dimensions, cfg.seed)
+        cost.update({"trainable_params": 0, "total_params": count_params(clip)[1], "trainable_pct": 0.0, "size_bytes": 0})
+        return _per_image_cell(lambda ims: learner.scores(ims, zero_shot=True), test, template, cfg.protocol, cost)
+    res = run(cfg, progress=progress)
+    _train_cost(res, cost)
+    learner, _ = load_prompt_adapter(res.dir)
+    out = _per_image_cell(learner.scores, test, template, cfg.protocol, cost)
+    return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
 
 
 def _baseline_cell(cfg: Config, method: str, manifest, test, template, cost: dict, progress: bool) -> dict:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import yaml
 
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.template import CT_DIMENSIONS
+from lora_iqa.template import CT_DIMENSIONS, DOMAINS, Template
 
 PROTOCOLS = ("ss", "ds", "ms")  # single, double, multiple stimulus
 REFERENCES = ("nr", "fr")  # no-reference; full-reference adds the clean reference image as one more input
@@ -36,9 +36,11 @@ class DataConfig:
     per_image: int = 4  # ds pairs / ms groups drawn per image of a split (ss: every image once)
     same_content: float = 0.5  # ds (nr): fraction of pairs comparing two degradations of one content
     similar_below: float = 0.5  # ds: |overall difference| below this is "similar"
+    domain: str = "ct"  # ct | natural | aigc: how the template phrases the overall sentence
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)
+        _check(self.domain in DOMAINS, "data.domain", f"must be one of {DOMAINS}", self.domain)
         _check(2 <= self.k <= 6, "data.k", "must be 2..6 (ms logit scoring enumerates the k! rankings)", self.k)
         _check(self.per_image >= 1, "data.per_image", "must be >= 1", self.per_image)
         _check(0 <= self.same_content <= 1, "data.same_content", "must be in [0, 1]", self.same_content)
@@ -49,9 +51,13 @@ class DataConfig:
             _check(len(self.window) == 2 and self.window[1] > 0, "data.window", "must be [level, width>0]", self.window)
 
 
+ADAPTER_METHODS = ("lora", "full", "clip_prompt")
+
+
 @dataclass
 class AdapterConfig:
-    """Which parts train and how: ``method=lora`` puts LoRA on ``targets``; ``method=full`` trains all."""
+    """Which parts train and how: ``method=lora`` puts LoRA on ``targets``; ``method=full`` trains all;
+    ``method=clip_prompt`` learns text context and visual prompt tokens around a frozen CLIP base."""
 
     method: str = "lora"
     r: int = 8
@@ -63,10 +69,20 @@ class AdapterConfig:
     text: str = "frozen"  # the text decoder's own self-attention/FFN: frozen | lora | full
     use_rslora: bool = False
     use_dora: bool = False
+    # clip_prompt (lora_iqa.clip_prompt): prompt tokens and the AI-generated-image alignment task
+    n_ctx: int = 4  # learnable text context tokens before each antonym word
+    ctx_per_dim: bool = True  # one context per dimension (else one shared by every dimension)
+    n_vis: int = 4  # learnable visual prompt tokens per prompted vision layer (0: text prompts only)
+    prompt_depth: int = 1  # vision layers that get fresh visual prompts (1: the input only)
+    align_weight: float = 0.0  # > 0: add the image-vs-generation-prompt contrastive loss (needs a prompt column)
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
-        _check(self.method in ("lora", "full"), "adapter.method", "must be lora or full", self.method)
+        _check(self.method in ADAPTER_METHODS, "adapter.method", f"must be one of {ADAPTER_METHODS}", self.method)
+        _check(self.n_ctx >= 1, "adapter.n_ctx", "must be >= 1", self.n_ctx)
+        _check(self.n_vis >= 0, "adapter.n_vis", "must be >= 0", self.n_vis)
+        _check(self.prompt_depth >= 1, "adapter.prompt_depth", "must be >= 1", self.prompt_depth)
+        _check(self.align_weight >= 0, "adapter.align_weight", "must be >= 0", self.align_weight)
         _check(self.r >= 1, "adapter.r", "must be >= 1", self.r)
         _check(self.alpha > 0, "adapter.alpha", "must be > 0", self.alpha)
         _check(0 <= self.dropout < 1, "adapter.dropout", "must be in [0, 1)", self.dropout)
@@ -182,6 +198,13 @@ class Config:
         _check(self.quantize in QUANTIZE, "quantize", f"must be one of {QUANTIZE}", self.quantize)
         _check(self.quantize == "none" or self.adapter.method == "lora", "quantize",
                "needs adapter.method=lora (quantized base weights cannot be trained)", self.quantize)
+        _check(self.adapter.method != "clip_prompt" or (self.protocol, self.reference) == ("ss", "nr"), "protocol",
+               "must be ss with reference nr for adapter.method=clip_prompt (CLIP scores one image)",
+               f"{self.protocol}_{self.reference}")
+
+    def template(self) -> Template:
+        """The score <-> caption template of this experiment's dimensions and domain."""
+        return Template(tuple(self.data.dimensions), domain=self.data.domain)
 
     @property
     def adapter_name(self) -> str:
@@ -193,15 +216,19 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
-BENCH_METHODS = ("zero_shot", "lora", "full", "regression", "classification", "classical", "mllm")
-DETERMINISTIC = ("zero_shot", "classical", "mllm")  # no training seed: run once per protocol
+BENCH_METHODS = ("zero_shot", "lora", "full", "regression", "classification", "classical", "mllm", "clip_zero_shot",
+                 "clip_prompt")
+DETERMINISTIC = ("zero_shot", "classical", "mllm", "clip_zero_shot")  # no training seed: run once per protocol
+CLIP_METHODS = ("clip_zero_shot", "clip_prompt")  # rows on the bench's CLIP base (clip_base)
+SYNTH_KINDS = ("ct", "natural")
 
 
 @dataclass
 class BenchMethod:
     """One row of a bench: a training method (``lora`` / ``full``), an image-only head on the same ViT
-    (``regression`` / ``classification``), or an untrained scorer (``zero_shot`` base, ``classical``
-    noise/blur estimate, ``mllm`` vision LLM through the openai scorer)."""
+    (``regression`` / ``classification``), an untrained scorer (``zero_shot`` base, ``classical``
+    noise/blur estimate, ``mllm`` vision LLM through the openai scorer), or CLIP on the bench's
+    ``clip_base``: ``clip_zero_shot`` antonym prompts (CLIP-IQA) and ``clip_prompt`` prompt learning."""
 
     name: str
     method: str
@@ -218,6 +245,8 @@ class BenchMethod:
 
     def recipe_overrides(self) -> list[str]:
         """The recipe keys this row sets: adapter method, targets, rank and flags, then its own overrides."""
+        if self.method in CLIP_METHODS:
+            return ["adapter.method=clip_prompt", *self.overrides]
         if self.method != "lora":  # full fine-tuning; the heads and untrained rows read only the train keys
             return ["adapter.method=full", *self.overrides]
         return ["adapter.method=lora", f"adapter.targets={list(self.targets)}", f"adapter.r={self.r}",
@@ -231,8 +260,10 @@ class BenchConfig:
     name: str
     methods: tuple[BenchMethod, ...]
     base: str = "embedded"
-    manifest: str | None = None  # None: SYNTHETIC CT from ``synth`` (SynthCTConfig keys) into OUT/data
+    manifest: str | None = None  # None: SYNTHETIC data of ``synth_kind`` from ``synth`` into OUT/data
+    synth_kind: str = "ct"  # ct (SynthCTConfig keys in ``synth``) | natural (SynthNaturalConfig keys)
     synth: dict = field(default_factory=lambda: {"n": 960, "size": 96, "seed": 0, "per_content": 8})
+    clip_base: str = "embedded-clip"  # the CLIP the clip_* rows use (a CLIPModel name or path)
     protocols: tuple[str, ...] = ("ss",)
     reference: str = "nr"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -255,6 +286,7 @@ class BenchConfig:
         _check(len(self.seeds) > 0, "seeds", "must list at least one seed", [])
         _check(self.test_per_image >= 1, "test_per_image", "must be >= 1", self.test_per_image)
         _check(self.tracking in ("none", "wandb"), "tracking", "must be none or wandb", self.tracking)
+        _check(self.synth_kind in SYNTH_KINDS, "synth_kind", f"must be one of {SYNTH_KINDS}", self.synth_kind)
         bad = [p for p in self.recipes if p not in PROTOCOLS]
         _check(not bad, "recipes", f"keys must be protocols {PROTOCOLS}", bad)
 

@@ -26,6 +26,9 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from lora_iqa import __version__
+from lora_iqa.clip_base import load_clip
+from lora_iqa.clip_prompt import TEMPLATE_VERSION as CLIP_TEMPLATE_VERSION
+from lora_iqa.clip_prompt import PromptTrainer, attach_prompts, generation_prompt
 from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import Sample, caption_of, protocol_samples
@@ -35,7 +38,7 @@ from lora_iqa.metrics import fmt
 from lora_iqa.model import (Captioner, add_image_index, attach, count_params, fingerprint, load_base,
                             pixel_values)
 from lora_iqa.tracking import Tracker
-from lora_iqa.template import PREFERENCES, TEMPLATE_VERSION, Template, render_preference, render_ranking
+from lora_iqa.template import PREFERENCES, TEMPLATE_VERSION, render_preference, render_ranking
 
 CaptionFn = Callable[[Sample, np.random.Generator], str]
 
@@ -78,19 +81,23 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
         if size % accelerator.num_processes:
             raise LoraIqaError(f"key '{key}' ({size}) must be divisible by the {accelerator.num_processes} processes")
     set_seed(cfg.seed)
-    model, processor = base if base is not None else load_base(cfg.base, cfg.quantize)
+    prompts = cfg.adapter.method == "clip_prompt"  # CLIP prompt learning; else a BLIP captioner
+    model, processor = base if base is not None else (load_clip(cfg.base) if prompts else load_base(cfg.base, cfg.quantize))
     base_name = getattr(model.config, "_name_or_path", "") or cfg.base
     # the fingerprint names the unquantized checkpoint: that is what the adapter is loaded onto
     base_fp = fingerprint(model if cfg.quantize == "none" else load_base(cfg.base)[0])
     n_images = images_per_sample(cfg)
     if n_images > 1:  # the decoder must know which image a token came from
         add_image_index(model)
-    tokens = answer_tokens(processor.tokenizer, cfg.protocol, cfg.data.k)
-    model = attach(model, cfg.adapter, quantized=cfg.quantize != "none", tokens=tokens)
+    if prompts:
+        model = attach_prompts(model, processor, cfg.adapter, cfg.data.dimensions, cfg.seed)
+    else:
+        tokens = answer_tokens(processor.tokenizer, cfg.protocol, cfg.data.k)
+        model = attach(model, cfg.adapter, quantized=cfg.quantize != "none", tokens=tokens)
     trainable, total = count_params(model)
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
 
-    template = Template(tuple(cfg.data.dimensions))
+    template = cfg.template()
     if cfg.data.manifest is None:
         raise LoraIqaError("key 'data.manifest' is required for training")
     with accelerator.main_process_first():
@@ -105,7 +112,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
 
     caption = caption_fn or (lambda s, _rng: caption_of(s, template))
     tok = processor.tokenizer
-    bos = model.config.text_config.bos_token_id
+    bos = None if prompts else model.config.text_config.bos_token_id
 
     def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
         # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
@@ -121,15 +128,32 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             pix = pix.view(len(batch), n_images, *pix.shape[1:])
         return {"pixel_values": pix, "input_ids": ids, "attention_mask": enc.attention_mask, "labels": labels}
 
+    def collate_prompts(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
+        rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
+        imgs = [dihedral(s.images[0], r) if tc.augment else s.images[0] for (_, _, s), r in zip(batch, rngs)]
+        labels = torch.tensor([[s.labels[d] for d in template.dimensions] for _, _, s in batch], dtype=torch.float32)
+        out = {"pixel_values": pixel_values(imgs, processor), "labels": labels}
+        if cfg.adapter.align_weight > 0:  # AI-generated images: their generation prompts
+            enc = tok([generation_prompt(s.item) for _, _, s in batch], padding=True, truncation=True, return_tensors="pt")
+            out |= {"prompt_ids": enc.input_ids, "prompt_mask": enc.attention_mask}
+        return out
+
     sampler = EpochSampler(len(train_s), cfg.seed)
-    loader = DataLoader(ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+    loader = DataLoader(ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler,
+                        collate_fn=collate_prompts if prompts else collate,
                         drop_last=len(train_s) > tc.batch_size)
     val_loader = DataLoader(torch.arange(len(val_s)), batch_size=tc.eval_batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
-    model, optimizer, loader, val_loader, scheduler = accelerator.prepare(Captioner(model, n_images > 1), optimizer,
-                                                                          loader, val_loader, scheduler)
+    wrapped = PromptTrainer(model) if prompts else Captioner(model, n_images > 1)
+    model, optimizer, loader, val_loader, scheduler = accelerator.prepare(wrapped, optimizer, loader, val_loader, scheduler)
+    if prompts:
+        def preds_of(net, samples: list[Sample]) -> list[dict]:
+            return [{"scores": s} for s in net.scores([s.images[0] for s in samples], batch_size=tc.eval_batch_size)]
+    else:
+        def preds_of(net, samples: list[Sample]) -> list[dict]:
+            return predict(net, processor, samples, template, "logits", protocol=cfg.protocol, index=n_images > 1)
     state = Progress()
     accelerator.register_for_checkpointing(state)
     if resume_from is not None:
@@ -164,7 +188,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             state.losses.append(loss.item())
             tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step)
             if step % tc.eval_every == 0 or step == tc.max_steps:
-                items = _validate(accelerator, model, processor, val_s, val_loader, template, cfg.protocol, n_images > 1)
+                items = _validate(accelerator, model, val_s, val_loader, template, cfg.protocol, preds_of)
                 m = protocol_metrics(items, template, cfg.protocol)
                 score = selection_score(m, cfg.protocol)
                 srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
@@ -188,8 +212,9 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     unwrapped = accelerator.unwrap_model(model).model
     if state.best_state is not None:
         unwrapped.load_state_dict(state.best_state, strict=False)
-    meta = {"protocol": cfg.protocol, "reference": cfg.reference, "images": n_images,
-            "dimensions": list(template.dimensions), "template_version": TEMPLATE_VERSION,
+    meta = {"method": cfg.adapter.method, "protocol": cfg.protocol, "reference": cfg.reference, "images": n_images,
+            "dimensions": list(template.dimensions), "domain": template.domain,
+            "template_version": CLIP_TEMPLATE_VERSION if prompts else TEMPLATE_VERSION,
             "base": {"name_or_path": str(base_name), "fingerprint": base_fp}, "config": cfg.to_dict(),
             "num_processes": accelerator.num_processes, "step": state.best_step,
             "metrics": {dim: ({k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} if "srcc" in v else v)
@@ -309,16 +334,16 @@ def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)
 
 
-def _validate(accelerator, model, processor, samples, val_loader, template, protocol: str, index: bool) -> list[dict]:
-    """Logit predictions on this process's share of the validation samples, gathered with
-    ``gather_for_metrics``: every process gets every item, in order (padding duplicates collapse
-    onto their index)."""
+def _validate(accelerator, model, samples, val_loader, template, protocol: str, preds_of) -> list[dict]:
+    """Predictions (``preds_of(net, samples)``: logits, or a CLIP's scores) on this process's share of the
+    validation samples, gathered with ``gather_for_metrics``: every process gets every item, in order
+    (padding duplicates collapse onto their index)."""
     model.eval()
     net = accelerator.unwrap_model(model).model
     by_idx: dict[int, dict] = {}
     for batch in val_loader:
         idx = batch.tolist()
-        preds = predict(net, processor, [samples[i] for i in idx], template, "logits", protocol=protocol, index=index)
+        preds = preds_of(net, [samples[i] for i in idx])
         by_idx.update(accelerator.gather_for_metrics(list(zip(idx, preds)), use_gather_object=True))
     items = items_of(samples, [by_idx[i] for i in range(len(samples))], template, protocol)
     for it in items:
@@ -363,7 +388,8 @@ def save_trained(model, processor, out: Path, meta: dict, state_dict: dict | Non
     with tempfile.TemporaryDirectory(prefix=".save-", dir=out) as tmp_name:  # removed afterwards, even on error
         tmp = Path(tmp_name)
         model.save_pretrained(str(tmp), **({"state_dict": state_dict} if state_dict is not None else {}))
-        if not hasattr(model, "peft_config"):  # a full fine-tune is a complete base: it carries its processor
+        if not hasattr(model, "peft_config") and not getattr(model, "is_prompt_learner", False):
+            # a full fine-tune is a complete base: it carries its processor
             processor.save_pretrained(str(tmp))
         (tmp / "README.md").write_text(model_card(meta))
         for f in sorted(tmp.iterdir()):
@@ -382,8 +408,12 @@ def model_card(meta: dict) -> str:
     if judged:
         rows += "\n\n" + "; ".join(f"{k}: " + ", ".join(f"{n} {fmt(x) if isinstance(x, float) else x}" for n, x in v.items())
                                   for k, v in judged.items())
-    kind = "LoRA adapter" if cfg["adapter"]["method"] == "lora" else "fully fine-tuned model"
-    load = (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
+    method = cfg["adapter"]["method"]
+    kind = {"lora": "LoRA adapter", "clip_prompt": "CLIP prompt learner"}.get(method, "fully fine-tuned model")
+    load = ("from lora_iqa.clip_prompt import load_prompt_adapter\n"
+            "learner, meta = load_prompt_adapter(\"PATH\")  # loads the CLIP base lora_iqa.json names\n"
+            "scores = learner.scores([image])  # float [0, 1] arrays, (H, W) or (H, W, 3)") if method == "clip_prompt" else \
+        (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
             f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
             + ("from lora_iqa.model import add_image_index\nbase = add_image_index(base)  # this adapter's image-index "
                "embeddings load into it\n" if meta.get("images", 1) > 1 else "")
@@ -392,12 +422,12 @@ def model_card(meta: dict) -> str:
     resolved = yaml.safe_dump({"num_processes": meta.get("num_processes"), **cfg}, sort_keys=False).strip()
     return f"""---
 base_model: {json.dumps(base)}
-library_name: {"peft" if kind.startswith("LoRA") else "transformers"}
-tags: [lora_iqa, image-quality-assessment, blip, {"lora" if kind.startswith("LoRA") else "full-fine-tuning"}]
+library_name: {"peft" if kind.startswith("LoRA") else "lora_iqa" if method == "clip_prompt" else "transformers"}
+tags: [lora_iqa, image-quality-assessment, {"clip, prompt-learning" if method == "clip_prompt" else "blip"}, { {"lora": "lora", "clip_prompt": "clip-prompt"}.get(method, "full-fine-tuning")}]
 ---
 # lora_iqa {kind}: protocol `{meta['protocol']}_{meta.get('reference', 'nr')}`
 
-Image-quality captioner ({kind}) trained with lora_iqa {meta.get('lora_iqa_version', '')}.
+Image-quality {"scorer" if method == "clip_prompt" else "captioner"} ({kind}) trained with lora_iqa {meta.get('lora_iqa_version', '')}.
 
 - base: `{base}` (fingerprint `{meta['base']['fingerprint']}`)
 - protocol: `{meta['protocol']}` ({PROTOCOL_TEXT[meta['protocol']]}), `{meta.get('reference', 'nr')}` ({meta.get('images', 1)} image(s) per sample); dimensions: {', '.join(meta['dimensions'])} (0–4, higher is better)
@@ -406,7 +436,7 @@ Image-quality captioner ({kind}) trained with lora_iqa {meta.get('lora_iqa_versi
 - training: {cfg['train']['max_steps']} steps, batch {cfg['train']['batch_size']}, lr {cfg['train']['lr']}, adapter {cfg['adapter']}
 - selected step: {meta['step']}
 
-## Validation metrics (logit scoring, at the selected step{'' if meta['protocol'] == 'ss' else '; overall: the Thurstone Case V scale of the judgements'})
+## Validation metrics ({"antonym-prompt scoring" if method == "clip_prompt" else "logit scoring"}, at the selected step{'' if meta['protocol'] == 'ss' else '; overall: the Thurstone Case V scale of the judgements'})
 
 | dimension | SRCC | PLCC | KRCC | RMSE |
 |---|---|---|---|---|

@@ -1,0 +1,194 @@
+"""adapter.method=clip_prompt: CLIP multimodal prompt learning through the one training loop.
+
+The base is a tiny CLIPModel (the real class) with a short stand-in pre-training
+(:func:`lora_iqa.clip_base.pretrain_stand_in`), saved to a local directory and loaded by path, as a
+user's checkpoint would be. The data are SYNTHETIC natural images, split by content.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from lora_iqa.clip_base import distortion_caption, load_clip, pretrain_stand_in, tiny_clip, tiny_tokenizer
+from lora_iqa.clip_prompt import ANTONYMS, WEIGHTS_NAME, ClipPromptLearner, load_prompt_adapter
+from lora_iqa.config import AdapterConfig, load_config
+from lora_iqa.data.io import load_image
+from lora_iqa.data.manifest import read_manifest
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.model import fingerprint
+from lora_iqa.template import NATURAL_DIMENSIONS
+
+DIMS = list(NATURAL_DIMENSIONS)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """A tiny stand-in CLIP saved as a checkpoint directory (hidden 64, 2 + 2 layers, 48 px)."""
+    out = tmp_path_factory.mktemp("clip") / "base"
+    model, processor = tiny_clip(tiny_tokenizer(), hidden=64, layers=2, image_size=48, patch=8, seed=0)
+    losses = pretrain_stand_in(model, processor, n=1024, steps=250, seed=0, progress=False)
+    assert np.mean(losses[-20:]) < losses[0] - 0.5  # the contrastive pre-training learned
+    model.save_pretrained(str(out))
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def natural(tmp_path_factory):
+    from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
+
+    path = synth_natural(tmp_path_factory.mktemp("nat") / "data",
+                         SynthNaturalConfig(n=440, size=48, seed=0, splits=(0.5, 0.2, 0.3)), progress=False)
+    m = read_manifest(path, DIMS)
+    contents = {s: {it.content for it in m.split(s)} for s in ("train", "val", "test")}
+    assert not contents["train"] & contents["test"] and not contents["val"] & contents["test"]
+    return path
+
+
+def _recipe(tmp_path, clip_dir, manifest, *extra):
+    return load_config(None, [f"output_dir={tmp_path / 'run'}", f"base={clip_dir}", f"data.manifest={manifest}",
+                              f"data.dimensions={DIMS}", "data.domain=natural", "adapter.method=clip_prompt",
+                              "adapter.n_ctx=2", "adapter.ctx_per_dim=false", "adapter.n_vis=1", "train.max_steps=150", "train.lr=1e-2",
+                              "train.warmup_steps=15", "train.eval_every=50", "train.save_every=0", *extra])
+
+
+def _test_srcc(scores, items):
+    return {d: float(stats.spearmanr([s[d] for s in scores], [it.scores[d] for it in items]).statistic) for d in DIMS}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, clip_dir, natural):
+    from lora_iqa.train import run
+
+    tmp = tmp_path_factory.mktemp("clip_run")
+    cfg = _recipe(tmp, clip_dir, natural)
+    before = fingerprint(load_clip(str(clip_dir))[0])
+    res = run(cfg, progress=False)
+    return res, before
+
+
+def test_prompt_learning_beats_zero_shot_on_held_out_content(trained, natural, clip_dir):
+    res, _ = trained
+    learner, meta = load_prompt_adapter(res.dir)
+    items = read_manifest(natural, DIMS).split("test")
+    images = [load_image(it.image) for it in items]
+    zero = _test_srcc(learner.scores(images, zero_shot=True), items)
+    learned = _test_srcc(learner.scores(images), items)
+    zero_rmse = np.sqrt(np.mean([(s["overall"] - it.scores["overall"]) ** 2
+                                 for s, it in zip(learner.scores(images, zero_shot=True), items)]))
+    learned_rmse = np.sqrt(np.mean([(s["overall"] - it.scores["overall"]) ** 2
+                                    for s, it in zip(learner.scores(images), items)]))
+    print("\nheld-out SRCC zero-shot / learned:", {d: (round(zero[d], 3), round(learned[d], 3)) for d in DIMS},
+          f"overall RMSE {zero_rmse:.3f} / {learned_rmse:.3f}", f"params {res.trainable_params} / {res.total_params}")
+    assert res.trainable_params <= 0.001 * res.total_params  # <= 0.1 % of CLIP
+    # "good"/"bad" were never in the stand-in's captions: zero-shot cannot rate overall quality, the prompts learn it
+    assert learned["overall"] > 0.25 and learned["overall"] > zero["overall"] + 0.1
+    assert learned_rmse < 0.85 * zero_rmse  # and they calibrate the scores to the rater's scale
+    assert meta["method"] == "clip_prompt" and meta["domain"] == "natural"
+
+
+def test_adapter_directory_and_frozen_base(trained, clip_dir):
+    res, before = trained
+    files = sorted(p.name for p in res.dir.iterdir() if not p.name.startswith("."))
+    assert files == ["README.md", "lora_iqa.json", WEIGHTS_NAME]
+    meta = json.loads((res.dir / "lora_iqa.json").read_text())
+    assert meta["base"]["fingerprint"] == before  # trained on exactly this base, which training left unchanged
+    assert meta["config"]["adapter"]["method"] == "clip_prompt" and meta["template_version"] == "clip-antonym-v1"
+    assert (res.dir / WEIGHTS_NAME).stat().st_size < 20_000
+    assert "CLIP prompt learner" in (res.dir / "README.md").read_text()
+    learner, _ = load_prompt_adapter(res.dir)
+    assert fingerprint(learner.clip) == before
+    assert learner.ctx.abs().sum() > 0 and not any(p.requires_grad for p in learner.clip.parameters())
+
+
+def test_saved_prompts_reload_exactly(trained, natural):
+    res, _ = trained
+    a, _ = load_prompt_adapter(res.dir)
+    b, _ = load_prompt_adapter(res.dir)
+    images = [load_image(it.image) for it in read_manifest(natural, DIMS).split("test")[:8]]
+    assert a.scores(images) == b.scores(images)
+    fresh = ClipPromptLearner(a.clip, a.processor, AdapterConfig(method="clip_prompt", n_ctx=2, ctx_per_dim=False, n_vis=1),
+                              DIMS, seed=0)
+    assert fresh.scores(images) != a.scores(images)  # the saved prompts are what changes the scores
+
+
+def test_corrupt_or_mismatched_prompt_file_is_one_line(trained, tmp_path):
+    import shutil
+
+    res, _ = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(res.dir, bad)
+    (bad / WEIGHTS_NAME).write_bytes(b"\x00garbage")
+    with pytest.raises(LoraIqaError, match=r"prompt_model\.safetensors: cannot read prompt weights") as e:
+        load_prompt_adapter(bad)
+    assert "\n" not in str(e.value)
+    meta = json.loads((res.dir / "lora_iqa.json").read_text())
+    meta["config"]["adapter"]["n_ctx"] = 3
+    shutil.copy(res.dir / WEIGHTS_NAME, bad / WEIGHTS_NAME)
+    (bad / "lora_iqa.json").write_text(json.dumps(meta))
+    with pytest.raises(LoraIqaError, match=r"tensor 'ctx' is \(1, 2, 64\), expected shape \(1, 3, 64\)"):
+        load_prompt_adapter(bad)
+    meta["config"]["adapter"]["n_ctx"] = 2
+    meta["base"]["fingerprint"] = "0" * 16
+    (bad / "lora_iqa.json").write_text(json.dumps(meta))
+    with pytest.raises(LoraIqaError, match="0000000000000000"):
+        load_prompt_adapter(bad)
+
+
+def test_prompts_reach_both_towers(clip_dir):
+    clip, processor = load_clip(str(clip_dir))
+    adapter = AdapterConfig(method="clip_prompt", n_ctx=2, n_vis=3, prompt_depth=2)
+    learner = ClipPromptLearner(clip, processor, adapter, DIMS, seed=0)
+    assert learner.ctx.shape == (6, 2, 64) and learner.vis.shape == (2, 3, 64)
+    x = torch.randn(2, 3, 48, 48)
+    out = learner(x, labels=torch.full((2, 6), 2.0))
+    out.loss.backward()
+    assert learner.ctx.grad.abs().sum() > 0 and learner.vis.grad[0].abs().sum() > 0 and learner.vis.grad[1].abs().sum() > 0
+    assert all(p.grad is None for p in clip.parameters())
+    # zero-shot runs plain CLIP: no hook left behind, prompts ignored
+    zs = learner.text_features(zero_shot=True)
+    with torch.no_grad():
+        learner.ctx.add_(1.0)
+        learner.vis.add_(1.0)
+    assert torch.equal(zs, learner.text_features(zero_shot=True))
+    assert not clip.text_model.embeddings.token_embedding._forward_hooks
+    assert not any(layer._forward_pre_hooks for layer in clip.vision_model.encoder.layers)
+
+
+def test_alignment_loss_uses_generation_prompts(clip_dir):
+    clip, processor = load_clip(str(clip_dir))
+    adapter = AdapterConfig(method="clip_prompt", n_ctx=2, n_vis=2, align_weight=0.5)
+    learner = ClipPromptLearner(clip, processor, adapter, ["sharpness", "alignment", "overall"], seed=0)
+    x, labels = torch.randn(3, 3, 48, 48), torch.full((3, 3), 2.0)
+    tok = processor.tokenizer(["a sharp photo.", "a very noisy photo.", "a dull photo."], padding=True, return_tensors="pt")
+    base = learner(x, labels=labels).loss
+    aligned = learner(x, labels=labels, prompt_ids=tok.input_ids, prompt_mask=tok.attention_mask).loss
+    assert aligned > base  # the contrastive term is added (positive)
+
+
+def test_clip_prompt_config_errors(clip_dir):
+    with pytest.raises(LoraIqaError, match="key 'protocol' must be ss with reference nr for adapter.method=clip_prompt"):
+        load_config(None, ["adapter.method=clip_prompt", "protocol=ds"])
+    with pytest.raises(LoraIqaError, match="key 'adapter.method' must be one of"):
+        load_config(None, ["adapter.method=prompt"])
+    clip, processor = load_clip(str(clip_dir))
+    with pytest.raises(LoraIqaError, match=r"key 'data.dimensions': no antonym prompts for \['lesion'\]"):
+        ClipPromptLearner(clip, processor, AdapterConfig(method="clip_prompt"), ["lesion"])
+    with pytest.raises(LoraIqaError, match=r"key 'adapter.prompt_depth' \(5\) exceeds"):
+        ClipPromptLearner(clip, processor, AdapterConfig(method="clip_prompt", prompt_depth=5), DIMS)
+    with pytest.raises(LoraIqaError, match="cannot load a CLIP model"):
+        load_clip(str(clip_dir / "missing"))
+
+
+def test_antonyms_and_captions_are_single_tokens():
+    tok = tiny_tokenizer()
+    for good, bad in ANTONYMS.values():
+        assert "<unk>" not in tok.tokenize(good) + tok.tokenize(bad)
+    cap = distortion_caption({"blur_sigma": 2.0, "noise_sigma": 0.0, "jpeg_quality": 5, "saturation_factor": 0.0})
+    assert cap == "a very blurry clean very blocky grey photo."
+    assert "<unk>" not in tok.tokenize(cap)
