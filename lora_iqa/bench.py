@@ -70,7 +70,6 @@ def cell_config(spec: dict) -> Config:
 
 def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
     """Run (or resume) every cell of ``bc`` into ``out``; write and return ``results.json``."""
-    from lora_iqa.clip_base import EMBEDDED_CLIP, ensure_embedded_clip
     from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
     from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
     from lora_iqa.embedded import resolve_base
@@ -90,9 +89,8 @@ def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
                 raise LoraIqaError(f"key 'synth': {e}") from None
             manifest = make(out / "data", synth, progress=progress)
     base = resolve_base(bc.base, progress=progress)
-    clip_base = None
-    if any(m.method in CLIP_METHODS for m in bc.methods):  # built once here, not inside a timed cell
-        clip_base = str(ensure_embedded_clip(progress)) if bc.clip_base == EMBEDDED_CLIP else bc.clip_base
+    # an embedded CLIP is built here, once, not inside a timed cell
+    clip_base = resolve_base(bc.clip_base, progress) if any(m.method in CLIP_METHODS for m in bc.methods) else None
     cells, skipped = plan(bc, manifest, base, out, clip_base)
     for spec in cells:  # every recipe resolves before any cell runs: a bad key fails now, not in an hour
         cell_config(spec)
@@ -274,8 +272,8 @@ def _zero_shot_cell(cfg: Config, test, template, spec: dict, cost: dict) -> dict
 def _clip_cell(cfg: Config, method: str, test, template, cost: dict, progress: bool) -> dict:
     """CLIP's antonym-prompt scores per image: zero-shot (CLIP-IQA), or after prompt learning."""
     from lora_iqa.clip_base import load_clip
-    from lora_iqa.clip_prompt import ClipPromptLearner, load_prompt_adapter
-    from lora_iqa.model import count_params
+    from lora_iqa.clip_prompt import ClipPromptLearner
+    from lora_iqa.model import count_params, load_trained
     from lora_iqa.train import run
 
     if method == "clip_zero_shot":
@@ -285,7 +283,7 @@ def _clip_cell(cfg: Config, method: str, test, template, cost: dict, progress: b
         return _per_image_cell(lambda ims: learner.scores(ims, zero_shot=True), test, template, cfg.protocol, cost)
     res = run(cfg, progress=progress)
     _train_cost(res, cost)
-    learner, _ = load_prompt_adapter(res.dir)
+    learner, _, _ = load_trained(res.dir)
     out = _per_image_cell(learner.scores, test, template, cfg.protocol, cost)
     return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
 

@@ -182,14 +182,16 @@ def _synth(args) -> None:
 
 def _train(args) -> None:
     from lora_iqa.config import load_config
-    from lora_iqa.embedded import EMBEDDED, embedded_path, resolve_base
+    from lora_iqa.clip_base import EMBEDDED_CLIP
+    from lora_iqa.embedded import EMBEDDED, built, resolve_base
     from lora_iqa.train import partial_state, run
 
     cfg = load_config(args.recipe, args.overrides)
     state = partial_state()
-    if cfg.base == EMBEDDED and state.num_processes > 1 and not (embedded_path() / "lora_iqa.json").exists():
-        raise LoraIqaError(f"base 'embedded' is not built yet at {embedded_path()}: build it once with one process "
-                           "(python -m lora_iqa.embedded), then launch the processes")
+    if cfg.base in (EMBEDDED, EMBEDDED_CLIP) and state.num_processes > 1 and not built(cfg.base):
+        module = "lora_iqa.embedded" if cfg.base == EMBEDDED else "lora_iqa.clip_base"
+        raise LoraIqaError(f"base '{cfg.base}' is not built yet: build it once with one process "
+                           f"(python -m {module}), then launch the processes")
     cfg.base = resolve_base(cfg.base)
     res = run(cfg)
     if state.is_main_process:
@@ -205,7 +207,7 @@ def _eval(args) -> None:
     from lora_iqa.template import Template
 
     meta = read_meta(args.adapter)  # inputs are checked before the model is loaded
-    template = Template(tuple(meta["dimensions"]))
+    template = Template(tuple(meta["dimensions"]), domain=meta.get("domain", "ct"))
     protocol, reference = _protocol_of(meta)
     d = _data_settings(meta)
     seed = args.seed if args.seed is not None else int(meta.get("config", {}).get("seed", 0)) + 2
@@ -281,7 +283,7 @@ def _scorer(args, meta: dict | None):
     sets += [f"scorer.strategy={args.strategy}"] if args.strategy else []
     sets += [f"scorer.model={args.llm_model}"] if args.llm_model else []
     cfg = load_config(args.scorer_config, sets).scorer
-    template = Template(tuple(meta["dimensions"]) if meta else CT_DIMENSIONS)
+    template = Template(tuple(meta["dimensions"]), domain=meta.get("domain", "ct")) if meta else Template(CT_DIMENSIONS)
     data = args.data or (meta or {}).get("config", {}).get("data", {}).get("manifest")
     train = []
     if cfg.backend == "openai" and cfg.strategy == "in_context":

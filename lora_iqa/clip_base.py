@@ -217,3 +217,16 @@ def ensure_embedded_clip(progress: bool = True, rebuild: bool = False) -> Path:
             "version": VERSION, "loss_first_last": [losses[0], float(np.mean(losses[-20:]))],
             "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
     return path
+
+
+def main() -> None:
+    """``python -m lora_iqa.clip_base [--rebuild]``: build (or rebuild) the cached embedded stand-in CLIP."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--rebuild", action="store_true")
+    print(ensure_embedded_clip(rebuild=ap.parse_args().rebuild))
+
+
+if __name__ == "__main__":
+    main()

@@ -211,8 +211,9 @@ def load_prompt_adapter(adapter_dir: str | Path, base: str | None = None) -> tup
     """A saved clip_prompt directory on its base (the one its lora_iqa.json names, fingerprint checked)."""
     from lora_iqa.clip_base import load_clip
     from lora_iqa.config import config_from_dict
-    from lora_iqa.model import check_base, read_meta
+    from lora_iqa.model import check_base, read_meta, resolve_adapter
 
+    adapter_dir = resolve_adapter(adapter_dir)
     meta = read_meta(adapter_dir)
     try:
         cfg = config_from_dict(meta["config"])

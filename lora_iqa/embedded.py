@@ -39,8 +39,20 @@ def embedded_path() -> Path:
 
 
 def resolve_base(name: str, progress: bool = True) -> str:
-    """``embedded`` -> the cached base's path (built on first use); anything else unchanged."""
+    """``embedded`` (BLIP) or ``embedded-clip`` -> the cached base's path (built on first use); anything
+    else unchanged."""
+    from lora_iqa.clip_base import EMBEDDED_CLIP, ensure_embedded_clip
+
+    if name == EMBEDDED_CLIP:
+        return str(ensure_embedded_clip(progress))
     return str(ensure_embedded(progress=progress)) if name == EMBEDDED else name
+
+
+def built(name: str) -> bool:
+    """Whether the embedded base ``name`` (``embedded`` or ``embedded-clip``) is already in the cache."""
+    from lora_iqa.clip_base import EMBEDDED_CLIP, embedded_clip_path
+
+    return ((embedded_clip_path() if name == EMBEDDED_CLIP else embedded_path()) / "lora_iqa.json").exists()
 
 
 def ensure_embedded(progress: bool = True, rebuild: bool = False) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from lora_iqa.data.protocols import Sample
+from lora_iqa.errors import LoraIqaError
 from lora_iqa.metrics import correlations, pairwise_accuracy, ranking_kendall, thurstone_map
 from lora_iqa.predict import generate_captions, logit_scores, preference_scores, ranking_scores
 from lora_iqa.scorers.template import TemplateScorer
@@ -30,6 +31,11 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
     """
     images = [s.images for s in samples]
     k = k or (len(samples[0].items) if samples and protocol == "ms" else 4)
+    if getattr(model, "is_prompt_learner", False):  # CLIP antonym prompts: one image, scores, no caption
+        if method != "logits" or protocol != "ss":
+            raise LoraIqaError(f"a CLIP prompt learner scores single images by its antonym prompts: use method "
+                               f"logits and protocol ss (got {method}, {protocol})")
+        return [{"scores": r, "caption": None} for r in model.scores([ims[0] for ims in images], batch_size=batch_size)]
     if method == "logits":
         if protocol == "ds":
             return [{**r, "caption": None} for r in preference_scores(model, processor, images, index)]

@@ -22,6 +22,7 @@ from lora_iqa.model import read_meta
 
 META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
+LIBRARY = {"lora": "peft", "clip_prompt": "lora_iqa"}  # the model card's library_name per adapter method
 FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 FULL_PROCESSOR = ("processor_config.json", "preprocessor_config.json")
@@ -51,7 +52,7 @@ def push(adapter_dir: str | Path, repo_id: str, private: bool = False, endpoint:
     for rel in files:  # belt and braces: the token must never leave in a file
         if not rel.endswith((".safetensors", ".bin")) and token.encode() in (root / rel).read_bytes():
             raise LoraIqaError(f"{root / rel}: contains your Hugging Face token; refusing to upload it")
-    kind = "LoRA adapter" if _is_lora(root, meta) else "full fine-tune"
+    kind = {"lora": "LoRA adapter", "clip_prompt": "CLIP prompt learner"}.get(_kind(root, meta), "full fine-tune")
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
@@ -77,8 +78,13 @@ def check_dir(root: Path) -> tuple[dict, list[str]]:
     base = meta["base"] if isinstance(meta["base"], dict) else {}
     if not base.get("name_or_path") or not base.get("fingerprint"):
         raise LoraIqaError(f"{meta_path}: 'base' needs name_or_path and fingerprint")
-    lora = _is_lora(root, meta)
-    if lora:
+    kind = _kind(root, meta)
+    if kind == "clip_prompt":  # prompt tensors on a CLIP base
+        from lora_iqa.clip_prompt import WEIGHTS_NAME
+
+        _check_file(root / WEIGHTS_NAME)
+        _check_safetensors(root / WEIGHTS_NAME)
+    elif kind == "lora":
         for name in LORA_FILES:
             _check_file(root / name)
         _check_json(root / "adapter_config.json")
@@ -97,7 +103,7 @@ def check_dir(root: Path) -> tuple[dict, list[str]]:
             _check_safetensors(weights[0])
         if not any((root / n).is_file() for n in FULL_PROCESSOR):
             raise LoraIqaError(f"{root / FULL_PROCESSOR[0]}: not found (a full fine-tune carries its processor)")
-    _check_card(root / "README.md", meta, lora)
+    _check_card(root / "README.md", meta, kind)
     return meta, upload_files(root)
 
 
@@ -124,9 +130,10 @@ def card_metadata(text: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _is_lora(root: Path, meta: dict) -> bool:
+def _kind(root: Path, meta: dict) -> str:
+    """lora, full or clip_prompt: the adapter method the directory was trained with."""
     method = (meta.get("config") or {}).get("adapter", {}).get("method")
-    return method == "lora" if method else (root / "adapter_config.json").exists()
+    return method or ("lora" if (root / "adapter_config.json").exists() else "full")
 
 
 def _check_file(path: Path) -> None:
@@ -159,7 +166,7 @@ def _check_safetensors(path: Path) -> None:
         raise LoraIqaError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
 
 
-def _check_card(path: Path, meta: dict, lora: bool) -> None:
+def _check_card(path: Path, meta: dict, kind: str) -> None:
     _check_file(path)
     try:
         data = card_metadata(path.read_text())
@@ -167,7 +174,7 @@ def _check_card(path: Path, meta: dict, lora: bool) -> None:
         raise LoraIqaError(f"{path}: unreadable model card metadata ({_first_line(e)})") from None
     if data is None:
         raise LoraIqaError(f"{path}: no YAML metadata block (--- ... ---) at the top of the model card")
-    want = {"base_model": meta["base"]["name_or_path"], "library_name": "peft" if lora else "transformers"}
+    want = {"base_model": meta["base"]["name_or_path"], "library_name": LIBRARY.get(kind, "transformers")}
     for key, value in want.items():
         if data.get(key) != value:
             raise LoraIqaError(f"{path}: metadata '{key}' is {data.get(key)!r}, expected {value!r}")

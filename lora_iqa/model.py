@@ -370,6 +370,11 @@ def load_trained(adapter_dir: str | Path, base: str | None = None):
     """
     adapter_dir = resolve_adapter(adapter_dir)
     meta = read_meta(adapter_dir)
+    if meta.get("method") == "clip_prompt":  # prompt tensors on a CLIP base: the learner scores like a model
+        from lora_iqa.clip_prompt import load_prompt_adapter
+
+        learner, meta = load_prompt_adapter(adapter_dir, base)
+        return learner, learner.processor, meta
     if (adapter_dir / "adapter_config.json").exists():
         from peft import PeftModel
 

@@ -148,12 +148,6 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
     wrapped = PromptTrainer(model) if prompts else Captioner(model, n_images > 1)
     model, optimizer, loader, val_loader, scheduler = accelerator.prepare(wrapped, optimizer, loader, val_loader, scheduler)
-    if prompts:
-        def preds_of(net, samples: list[Sample]) -> list[dict]:
-            return [{"scores": s} for s in net.scores([s.images[0] for s in samples], batch_size=tc.eval_batch_size)]
-    else:
-        def preds_of(net, samples: list[Sample]) -> list[dict]:
-            return predict(net, processor, samples, template, "logits", protocol=cfg.protocol, index=n_images > 1)
     state = Progress()
     accelerator.register_for_checkpointing(state)
     if resume_from is not None:
@@ -188,7 +182,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             state.losses.append(loss.item())
             tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step)
             if step % tc.eval_every == 0 or step == tc.max_steps:
-                items = _validate(accelerator, model, val_s, val_loader, template, cfg.protocol, preds_of)
+                items = _validate(accelerator, model, processor, val_s, val_loader, template, cfg.protocol, n_images > 1)
                 m = protocol_metrics(items, template, cfg.protocol)
                 score = selection_score(m, cfg.protocol)
                 srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
@@ -334,8 +328,8 @@ def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)
 
 
-def _validate(accelerator, model, samples, val_loader, template, protocol: str, preds_of) -> list[dict]:
-    """Predictions (``preds_of(net, samples)``: logits, or a CLIP's scores) on this process's share of the
+def _validate(accelerator, model, processor, samples, val_loader, template, protocol: str, index: bool) -> list[dict]:
+    """Logit predictions (a CLIP prompt learner's antonym-prompt scores) on this process's share of the
     validation samples, gathered with ``gather_for_metrics``: every process gets every item, in order
     (padding duplicates collapse onto their index)."""
     model.eval()
@@ -343,7 +337,7 @@ def _validate(accelerator, model, samples, val_loader, template, protocol: str, 
     by_idx: dict[int, dict] = {}
     for batch in val_loader:
         idx = batch.tolist()
-        preds = preds_of(net, [samples[i] for i in idx])
+        preds = predict(net, processor, [samples[i] for i in idx], template, "logits", protocol=protocol, index=index)
         by_idx.update(accelerator.gather_for_metrics(list(zip(idx, preds)), use_gather_object=True))
     items = items_of(samples, [by_idx[i] for i in range(len(samples))], template, protocol)
     for it in items:

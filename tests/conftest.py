@@ -109,6 +109,38 @@ def adapter_dir(lora_run) -> Path:
 SECRET = "sk-test-NEVER-WRITE-ME-4f1c"
 
 
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> Path:
+    """A tiny stand-in CLIP saved as a checkpoint directory (hidden 64, 2 + 2 layers, 48 px)."""
+    import numpy as np
+
+    from lora_iqa.clip_base import pretrain_stand_in, tiny_clip, tiny_tokenizer
+
+    out = tmp_path_factory.mktemp("clip") / "base"
+    model, processor = tiny_clip(tiny_tokenizer(), hidden=64, layers=2, image_size=48, patch=8, seed=0)
+    losses = pretrain_stand_in(model, processor, n=1024, steps=250, seed=0, progress=False)
+    assert np.mean(losses[-20:]) < losses[0] - 0.5  # the contrastive pre-training learned
+    model.save_pretrained(str(out))
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def natural(tmp_path_factory) -> Path:
+    """SYNTHETIC natural images, 48 px, 22 contents split 50/20/30 by content."""
+    from lora_iqa.data.manifest import read_manifest
+    from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
+    from lora_iqa.template import NATURAL_DIMENSIONS
+
+    path = synth_natural(tmp_path_factory.mktemp("nat") / "data",
+                         SynthNaturalConfig(n=440, size=48, seed=0, splits=(0.5, 0.2, 0.3)), progress=False)
+
+    m = read_manifest(path, NATURAL_DIMENSIONS)
+    contents = {s: {it.content for it in m.split(s)} for s in ("train", "val", "test")}
+    assert not contents["train"] & contents["test"] and not contents["val"] & contents["test"]
+    return path
+
+
 @pytest.fixture
 def llm(monkeypatch, tmp_path):
     """Start ``ChatServer(**kw)``; OPENAI_* point at it; a private reply cache under ``tmp_path``."""

@@ -164,3 +164,28 @@ def test_a_cell_process_reports_its_own_peak_rss():
     assert peak_rss_mb() > 2048 and inherited > 2048  # the pitfall is real here
     assert own < 1500, own
     del ballast
+
+
+def test_clip_rows_on_a_synthetic_natural_set(tmp_path, base_dir, clip_dir):
+    """synth_kind natural: the bench synthesizes the set; the CLIP rows run on clip_base; BLIP LoRA beside them."""
+    cfg = _config(tmp_path, "null", base_dir, "  - {name: clip_zs, method: clip_zero_shot}\n"
+                  "  - {name: clip_prompt, method: clip_prompt, overrides: [train.lr=1e-2, adapter.n_ctx=1, adapter.n_vis=0, "
+                  "adapter.ctx_per_dim=false]}\n  - {name: lora_r4, method: lora, r: 4}",
+                  name="nat", synth_kind="natural", synth="{n: 44, size: 48, seed: 0}", clip_base=clip_dir, seeds="[0]",
+                  tracking="none", captions="false")
+    text = cfg.read_text().replace("overrides: [", "overrides: ['data.dimensions=[sharpness,noise,artifact,contrast,"
+                                   "color,overall]', data.domain=natural, ")
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert main(["bench", str(cfg), "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["synthetic"] and (out / "data" / "manifest.csv").exists()
+    cells = {c["name"]: c for c in res["cells"]}
+    assert set(cells) == {"clip_zs", "clip_prompt", "lora_r4"}
+    assert cells["clip_zs"]["cost"]["trainable_params"] == 0 and cells["clip_prompt"]["cost"]["trainable_pct"] <= 0.1
+    assert TRAINED_COST <= set(cells["clip_prompt"]["cost"]) and cells["clip_prompt"]["curve"]
+    for c in cells.values():
+        assert set(c["metrics"]) == {"sharpness", "noise", "artifact", "contrast", "color", "overall"}
+        assert {"srcc", "plcc", "krcc"} <= set(c["metrics"]["overall"])
+    assert res["srcc_check"]["checked"] == 18 and res["srcc_check"]["max_abs_diff"] <= 1e-12
+    assert "clip_prompt" in (out / "results.md").read_text()

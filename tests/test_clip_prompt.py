@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from lora_iqa.clip_base import distortion_caption, load_clip, pretrain_stand_in, tiny_clip, tiny_tokenizer
+from lora_iqa.clip_base import distortion_caption, load_clip, tiny_tokenizer
 from lora_iqa.clip_prompt import ANTONYMS, WEIGHTS_NAME, ClipPromptLearner, load_prompt_adapter
 from lora_iqa.config import AdapterConfig, load_config
 from lora_iqa.data.io import load_image
@@ -24,30 +24,6 @@ from lora_iqa.model import fingerprint
 from lora_iqa.template import NATURAL_DIMENSIONS
 
 DIMS = list(NATURAL_DIMENSIONS)
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    """A tiny stand-in CLIP saved as a checkpoint directory (hidden 64, 2 + 2 layers, 48 px)."""
-    out = tmp_path_factory.mktemp("clip") / "base"
-    model, processor = tiny_clip(tiny_tokenizer(), hidden=64, layers=2, image_size=48, patch=8, seed=0)
-    losses = pretrain_stand_in(model, processor, n=1024, steps=250, seed=0, progress=False)
-    assert np.mean(losses[-20:]) < losses[0] - 0.5  # the contrastive pre-training learned
-    model.save_pretrained(str(out))
-    processor.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def natural(tmp_path_factory):
-    from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
-
-    path = synth_natural(tmp_path_factory.mktemp("nat") / "data",
-                         SynthNaturalConfig(n=440, size=48, seed=0, splits=(0.5, 0.2, 0.3)), progress=False)
-    m = read_manifest(path, DIMS)
-    contents = {s: {it.content for it in m.split(s)} for s in ("train", "val", "test")}
-    assert not contents["train"] & contents["test"] and not contents["val"] & contents["test"]
-    return path
 
 
 def _recipe(tmp_path, clip_dir, manifest, *extra):
@@ -192,3 +168,46 @@ def test_antonyms_and_captions_are_single_tokens():
     cap = distortion_caption({"blur_sigma": 2.0, "noise_sigma": 0.0, "jpeg_quality": 5, "saturation_factor": 0.0})
     assert cap == "a very blurry clean very blocky grey photo."
     assert "<unk>" not in tok.tokenize(cap)
+
+
+def test_cli_eval_and_score_read_a_prompt_directory(trained, natural, tmp_path, capsys):
+    from lora_iqa.cli import main
+
+    res, _ = trained
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--adapter", str(res.dir), "--data", str(natural), "--split", "test", "--out", str(out)]) == 0
+    ev = json.loads(out.read_text())
+    items = read_manifest(natural, DIMS).split("test")
+    learner, _ = load_prompt_adapter(res.dir)
+    want = _test_srcc(learner.scores([load_image(it.image) for it in items]), items)
+    assert ev["n"] == len(items) and ev["method"] == "logits"
+    assert all(abs(ev["metrics"][d]["srcc"] - want[d]) < 1e-12 for d in DIMS)
+    capsys.readouterr()
+    assert main(["score", str(items[0].image), "--adapter", str(res.dir), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["scores"].keys() == set(DIMS) and all(0 <= v <= 4 for v in rec["scores"].values())
+    assert main(["score", str(items[0].image), "--adapter", str(res.dir), "--method", "caption"]) == 1
+    assert "a CLIP prompt learner scores single images by its antonym prompts" in capsys.readouterr().err
+
+
+def test_alignment_task_trains_from_the_prompt_column(tmp_path, clip_dir, natural):
+    """AI-generated images: the manifest's prompt column feeds the alignment loss; without it, one line."""
+    import csv
+
+    from lora_iqa.train import run
+
+    rows = list(csv.DictReader(natural.open()))
+    with_prompt = tmp_path / "aigc.csv"
+    with with_prompt.open("w", newline="") as f:
+        w = csv.DictWriter(f, [*rows[0], "prompt"])
+        w.writeheader()
+        w.writerows({**r, "image": str(natural.parent / r["image"]), "reference": str(natural.parent / r["reference"]),
+                     "prompt": f"a photo of the {r['source']}"} for r in rows)
+    cfg = _recipe(tmp_path / "a", clip_dir, with_prompt, "adapter.align_weight=0.5", "train.max_steps=4",
+                  "train.eval_every=4")
+    res = run(cfg, progress=False)
+    assert all(np.isfinite(res.losses)) and (res.dir / WEIGHTS_NAME).exists()
+    cfg = _recipe(tmp_path / "b", clip_dir, natural, "adapter.align_weight=0.5", "train.max_steps=4")
+    with pytest.raises(LoraIqaError, match=r"no 'prompt' column value in the manifest") as e:
+        run(cfg, progress=False)
+    assert "\n" not in str(e.value) and not (tmp_path / "b" / "run" / WEIGHTS_NAME).exists()

@@ -468,3 +468,26 @@ def test_push_refuses_a_full_fine_tune_without(hub, full_dir, capsys, missing):
     assert main(["push", str(full_dir), "--repo-id", "alice/ct-full"]) == 1
     one_error_line(capsys, full_dir / missing)
     assert hub.requests == []
+
+
+def test_push_and_load_a_clip_prompt_directory(hub, clip_dir, natural, tmp_path, capsys):
+    """A clip_prompt directory (prompt tensors + lora_iqa.json + card) pushes and loads back by repo id."""
+    from lora_iqa.clip_prompt import WEIGHTS_NAME, ClipPromptLearner
+    from lora_iqa.config import load_config
+    from lora_iqa.model import load_trained
+    from lora_iqa.train import run
+
+    cfg = load_config(None, [f"output_dir={tmp_path / 'clip'}", f"base={clip_dir}", f"data.manifest={natural}",
+                             "data.dimensions=[sharpness,noise,artifact,contrast,color,overall]", "data.domain=natural",
+                             "adapter.method=clip_prompt", "train.max_steps=3", "train.eval_every=3", "train.save_every=0"])
+    out = run(cfg, progress=False).dir
+    assert main(["push", str(out), "--repo-id", "alice/nat-clip"]) == 0
+    files = hub.repos["alice/nat-clip"]["files"]
+    assert set(files) == {WEIGHTS_NAME, "lora_iqa.json", "README.md"}
+    front = yaml.safe_load(files["README.md"].decode().split("---")[1])
+    assert front["library_name"] == "lora_iqa" and "clip-prompt" in front["tags"]
+    learner, _, meta = load_trained("alice/nat-clip")
+    assert isinstance(learner, ClipPromptLearner) and meta["method"] == "clip_prompt"
+    (out / WEIGHTS_NAME).write_bytes(b"")
+    assert main(["push", str(out), "--repo-id", "alice/nat-clip"]) == 1
+    one_error_line(capsys, out / WEIGHTS_NAME)
