@@ -219,7 +219,8 @@ def _eval(args) -> None:
         raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol == "ss" else
                            f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol} samples")
     model, processor, meta = load_trained(args.adapter)
-    methods = ("logits", "caption") if args.method == "both" else (args.method,)
+    both = ("logits",) if meta.get("method") == "clip_prompt" else ("logits", "caption")  # CLIP writes no captions
+    methods = both if args.method == "both" else (args.method,)
     scorer, _ = _scorer(args, meta)
     results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer, protocol=protocol,
                            index=multi_image(meta)) for m in methods}

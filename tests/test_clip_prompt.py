@@ -197,12 +197,11 @@ def test_alignment_task_trains_from_the_prompt_column(tmp_path, clip_dir, natura
     from lora_iqa.train import run
 
     rows = list(csv.DictReader(natural.open()))
-    with_prompt = tmp_path / "aigc.csv"
+    with_prompt = natural.parent / "with_prompts.csv"  # beside the images: manifest paths are relative
     with with_prompt.open("w", newline="") as f:
         w = csv.DictWriter(f, [*rows[0], "prompt"])
         w.writeheader()
-        w.writerows({**r, "image": str(natural.parent / r["image"]), "reference": str(natural.parent / r["reference"]),
-                     "prompt": f"a photo of the {r['source']}"} for r in rows)
+        w.writerows({**r, "prompt": f"a photo of the {r['source']}"} for r in rows)
     cfg = _recipe(tmp_path / "a", clip_dir, with_prompt, "adapter.align_weight=0.5", "train.max_steps=4",
                   "train.eval_every=4")
     res = run(cfg, progress=False)
