@@ -5,7 +5,8 @@ It is the ceiling any linear readout of the frozen features reaches, so it puts 
 of benchmarks/configs/natural.yaml in context (prompt learning reads the same features through CLIP's
 text tower). Run after the natural bench, on its data:
 
-    python benchmarks/clip_probe.py --data benchmarks/natural/data/manifest.csv --base embedded-clip
+    python benchmarks/clip_probe.py --data benchmarks/natural/data/manifest.csv --base embedded-clip \
+        > benchmarks/natural/clip_probe.json
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--base", default="embedded-clip")
-    ap.add_argument("--alpha", type=float, nargs="+", default=[0.1, 1.0, 10.0, 100.0])
+    ap.add_argument("--alpha", type=float, nargs="+", default=[0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0])
     args = ap.parse_args()
     clip, processor = load_clip(args.base)
     dims = list(NATURAL_DIMENSIONS)
