@@ -74,7 +74,8 @@ class ClipPromptLearner(torch.nn.Module):
         groups = len(self.dimensions) if adapter.ctx_per_dim else 1
         depth = adapter.prompt_depth if adapter.n_vis else 0
         self.ctx = torch.nn.Parameter(0.02 * torch.randn(groups, adapter.n_ctx, tw, generator=g))
-        self.vis = torch.nn.Parameter(0.02 * torch.randn(depth, adapter.n_vis, vw, generator=g))
+        # without visual prompts this is empty and frozen (DDP would wait for its gradient forever)
+        self.vis = torch.nn.Parameter(0.02 * torch.randn(depth, adapter.n_vis, vw, generator=g), requires_grad=depth > 0)
         tok = processor.tokenizer
         ph = tok(PLACEHOLDER, add_special_tokens=False)["input_ids"]
         if len(ph) != 1:

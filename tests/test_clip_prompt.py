@@ -210,3 +210,46 @@ def test_alignment_task_trains_from_the_prompt_column(tmp_path, clip_dir, natura
     with pytest.raises(LoraIqaError, match=r"no 'prompt' column value in the manifest") as e:
         run(cfg, progress=False)
     assert "\n" not in str(e.value) and not (tmp_path / "b" / "run" / WEIGHTS_NAME).exists()
+
+
+def _prompts(d) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(d / WEIGHTS_NAME))
+
+
+def test_resume_and_two_process_ddp_match_one_uninterrupted_run(tmp_path, clip_dir, natural):
+    """The prompts checkpoint and resume exactly (save_state / resume=auto), and `accelerate launch
+    --multi_gpu --num_processes 2` (gloo DDP on CPU, batch split across ranks) ends on the same prompts."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lora_iqa.train import run
+
+    extra = ("adapter.n_vis=2", "adapter.prompt_depth=2", "train.max_steps=6", "train.batch_size=16",
+             "train.eval_every=3", "train.save_every=3", "train.warmup_steps=1")
+    one = run(_recipe(tmp_path / "one", clip_dir, natural, *extra), progress=False).dir
+    resumed = tmp_path / "resumed" / "run"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(one / "checkpoints" / "step_0000003", resumed / "checkpoints" / "step_0000003")
+    run(_recipe(tmp_path / "resumed", clip_dir, natural, *extra, "resume=auto"), progress=False)
+    want, got = _prompts(one), _prompts(resumed)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+    recipe = tmp_path / "ddp.yaml"
+    cfg = _recipe(tmp_path / "ddp", clip_dir, natural, *extra)
+    import yaml
+
+    recipe.write_text(yaml.safe_dump(cfg.to_dict()))
+    script = Path(__file__).resolve().parents[1] / "recipes" / "train.py"
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                           str(script), str(recipe)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = Path(cfg.output_dir)
+    assert json.loads((two / "lora_iqa.json").read_text())["num_processes"] == 2
+    got = _prompts(two)
+    assert max(float((got[k] - want[k]).abs().max()) for k in want) <= 1e-5
