@@ -110,6 +110,9 @@ def test_corrupt_or_mismatched_prompt_file_is_one_line(trained, tmp_path):
     with pytest.raises(LoraIqaError, match=r"tensor 'ctx' is \(1, 2, 64\), expected shape \(1, 3, 64\)"):
         load_prompt_adapter(bad)
     meta["config"]["adapter"]["n_ctx"] = 2
+    (bad / "lora_iqa.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dimensions"}))
+    with pytest.raises(LoraIqaError, match=r"lora_iqa.json: invalid clip_prompt metadata \(KeyError: 'dimensions'\)"):
+        load_prompt_adapter(bad)
     meta["base"]["fingerprint"] = "0" * 16
     (bad / "lora_iqa.json").write_text(json.dumps(meta))
     with pytest.raises(LoraIqaError, match="0000000000000000"):
