@@ -10,7 +10,7 @@ std: what :func:`lora_iqa.model.pixel_values` reads) and ``tokenizer``. A real c
 real ``CLIPModel`` class, random init) and gives it a *stand-in pre-training*: contrastive
 image-text training on scikit-image photos that the synthetic natural set never uses, each distorted
 at random (the same distortions as :mod:`lora_iqa.data.synth_natural`) and captioned, like web
-alt-text, by what was done to it ("a blurry noisy photo", "a sharp clean photo"). It never sees a
+alt-text, by what was done to it ("a very blurry grainy photo", "a sharp clean photo"). It never sees a
 rater's label, the overall word pair (good/bad), nor a synthetic-natural content. Cached under
 ``$LORA_IQA_CACHE_DIR`` like the embedded BLIP. Its numbers are a stand-in's, not CLIP's.
 """
