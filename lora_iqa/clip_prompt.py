@@ -48,6 +48,11 @@ TEMPLATE_VERSION = "clip-antonym-v1"
 WEIGHTS_NAME = "prompt_model.safetensors"
 
 
+def _unit(out) -> torch.Tensor:
+    """CLIP's projected features (a tensor, or the output object transformers 5 returns), L2-normalised."""
+    return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+
+
 class ClipPromptLearner(torch.nn.Module):
     """Learnable text context + visual prompt tokens around a frozen ``CLIPModel``.
 
@@ -135,12 +140,12 @@ class ClipPromptLearner(torch.nn.Module):
         t = self._tokens["zero_shot" if zero_shot else "learned"]
         with self._prompted(text=not zero_shot, vision=False):
             out = self.clip.get_text_features(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
-        return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+        return _unit(out)
 
     def image_features(self, pixel_values: torch.Tensor, zero_shot: bool = False) -> torch.Tensor:
         with self._prompted(text=False, vision=not zero_shot):
             out = self.clip.get_image_features(pixel_values=pixel_values)
-        return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+        return _unit(out)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 prompt_ids: torch.Tensor | None = None, prompt_mask: torch.Tensor | None = None,
@@ -157,7 +162,7 @@ class ClipPromptLearner(torch.nn.Module):
             loss = F.binary_cross_entropy_with_logits(logits, (labels / 4).clamp(0, 1))
             if prompt_ids is not None and self.adapter.align_weight > 0:
                 out = self.clip.get_text_features(input_ids=prompt_ids, attention_mask=prompt_mask)
-                g = F.normalize(getattr(out, "pooler_output", out), dim=-1)
+                g = _unit(out)
                 pair = scale * img @ g.T
                 target = torch.arange(len(img), device=pair.device)
                 loss = loss + self.adapter.align_weight * 0.5 * (F.cross_entropy(pair, target) + F.cross_entropy(pair.T, target))

@@ -114,10 +114,14 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     tok = processor.tokenizer
     bos = None if prompts else model.config.text_config.bos_token_id
 
-    def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
+    def augmented(batch: list[tuple[int, int, Sample]]) -> tuple[list[np.random.Generator], list[np.ndarray]]:
+        """Each sample's generator and every image of the batch, in order, flipped/rotated if ``train.augment``."""
         # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
         rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
-        imgs = [dihedral(im, r) if tc.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
+        return rngs, [dihedral(im, r) if tc.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
+
+    def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
+        rngs, imgs = augmented(batch)
         enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
                   return_tensors="pt")
         ids = enc.input_ids.clone()
@@ -129,8 +133,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
         return {"pixel_values": pix, "input_ids": ids, "attention_mask": enc.attention_mask, "labels": labels}
 
     def collate_prompts(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
-        rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
-        imgs = [dihedral(s.images[0], r) if tc.augment else s.images[0] for (_, _, s), r in zip(batch, rngs)]
+        _, imgs = augmented(batch)  # ss: one image per sample
         labels = torch.tensor([[s.labels[d] for d in template.dimensions] for _, _, s in batch], dtype=torch.float32)
         out = {"pixel_values": pixel_values(imgs, processor), "labels": labels}
         if cfg.adapter.align_weight > 0:  # AI-generated images: their generation prompts
@@ -404,15 +407,19 @@ def model_card(meta: dict) -> str:
                                   for k, v in judged.items())
     method = cfg["adapter"]["method"]
     kind = {"lora": "LoRA adapter", "clip_prompt": "CLIP prompt learner"}.get(method, "fully fine-tuned model")
-    load = ("from lora_iqa.clip_prompt import load_prompt_adapter\n"
-            "learner, meta = load_prompt_adapter(\"PATH\")  # loads the CLIP base lora_iqa.json names\n"
-            "scores = learner.scores([image])  # float [0, 1] arrays, (H, W) or (H, W, 3)") if method == "clip_prompt" else \
-        (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
-            f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
-            + ("from lora_iqa.model import add_image_index\nbase = add_image_index(base)  # this adapter's image-index "
-               "embeddings load into it\n" if meta.get("images", 1) > 1 else "")
-            + "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")") if kind.startswith("LoRA") else \
-        "from transformers import BlipForConditionalGeneration\nmodel = BlipForConditionalGeneration.from_pretrained(\"PATH_OR_REPO_ID\")"
+    if method == "clip_prompt":
+        load = ("from lora_iqa.clip_prompt import load_prompt_adapter\n"
+                "learner, meta = load_prompt_adapter(\"PATH\")  # loads the CLIP base lora_iqa.json names\n"
+                "scores = learner.scores([image])  # float [0, 1] arrays, (H, W) or (H, W, 3)")
+    elif method == "lora":
+        load = (f"from peft import PeftModel\nfrom transformers import BlipForConditionalGeneration\n"
+                f"base = BlipForConditionalGeneration.from_pretrained(\"{base}\")\n"
+                + ("from lora_iqa.model import add_image_index\nbase = add_image_index(base)  # this adapter's image-index "
+                   "embeddings load into it\n" if meta.get("images", 1) > 1 else "")
+                + "model = PeftModel.from_pretrained(base, \"PATH_OR_REPO_ID\")")
+    else:
+        load = ("from transformers import BlipForConditionalGeneration\n"
+                "model = BlipForConditionalGeneration.from_pretrained(\"PATH_OR_REPO_ID\")")
     resolved = yaml.safe_dump({"num_processes": meta.get("num_processes"), **cfg}, sort_keys=False).strip()
     return f"""---
 base_model: {json.dumps(base)}
