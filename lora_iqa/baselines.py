@@ -156,7 +156,8 @@ CLASSICAL_FEATURES = ("noise_sigma", "blur_effect", "grey_std")
 
 def classical_features(image: np.ndarray) -> np.ndarray:
     """scikit-image's noise sigma and blur effect, and the grey-level standard deviation, of one image."""
-    gray = rgb2gray(image) if image.ndim == 3 else np.asarray(image, dtype=np.float64)
+    image = np.asarray(image, dtype=np.float64)  # an ImageFile is read here
+    gray = rgb2gray(image) if image.ndim == 3 else image
     return np.array([estimate_sigma(gray), blur_effect(gray), gray.std()])
 
 

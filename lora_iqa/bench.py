@@ -65,7 +65,7 @@ def cell_config(spec: dict) -> Config:
     return load_config(spec["recipe"], [
         f"output_dir={Path(spec['dir']) / 'model'}", f"data.manifest={spec['manifest']}", f"base={spec['base']}",
         f"seed={spec['seed']}", f"protocol={spec['protocol']}", f"reference={spec['reference']}",
-        "train.save_every=0", "tracking=none", *spec["overrides"]])
+        "train.save_every=0", "tracking=none", "overwrite=true", *spec["overrides"]])  # the cell's own folder
 
 
 def run_bench(bc: BenchConfig, out: Path, progress: bool = True) -> dict:
@@ -138,7 +138,7 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
     template, d, protocol = cfg.template(), cfg.data, spec["protocol"]
     manifest = read_manifest(spec["manifest"], template.dimensions)
     test = protocol_samples(manifest.split("test"), protocol, spec["reference"], template.dimensions, spec["eval_seed"],
-                            d.k, spec["test_per_image"], d.same_content, d.similar_below, d.window, progress)
+                            d.k, spec["test_per_image"], d.same_content, d.similar_below, d.window)
     method = spec["method"]
     cell: dict = {k: spec[k] for k in ("name", "method", "targets", "r", "protocol", "reference", "seed")}
     cost: dict = {}

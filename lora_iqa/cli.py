@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from lora_iqa.errors import LoraIqaError, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text, check_output_file, check_writable_dir
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lora-iqa", description="LoRA image-quality captioners: train, score, compare.")
+    ap = argparse.ArgumentParser(prog="lora-iqa", description="LoRA image-quality captioners: train, score, compare.",
+                                 epilog=EXIT_STATUS)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
@@ -128,21 +130,46 @@ def _scorer_args(p: argparse.ArgumentParser, data: bool = True) -> None:
                                        "(default: the adapter's training manifest)")
 
 
+EXIT_ERROR = 1  # nothing (more) was done: one line on stderr says why
+EXIT_ITEMS_FAILED = 3  # the command ran, but some items failed (their rows say why)
+EXIT_STATUS = (f"exit status: 0 all done; {EXIT_ERROR} error (one line on stderr names the file or key); "
+               f"2 bad arguments; {EXIT_ITEMS_FAILED} finished, but some items failed (status failed, with a reason)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lora-iqa`` console script."""
+    """Entry point of the ``lora-iqa`` console script. Every expected failure ends here as one line."""
     args = _parser().parse_args(argv)
     if not args.debug:
         _quiet()
     try:
         return _COMMANDS[args.cmd](args) or 0
-    except LoraIqaError as e:
-        if args.debug:
-            raise
-        print(f"lora-iqa: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("lora-iqa: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as e:
+        message = _one_line(e)
+        if args.debug or message is None:
+            raise
+        print(f"lora-iqa: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(e: Exception) -> str | None:
+    """The one-line message of an expected failure (ours, the OS's, a file format's); None for a bug."""
+    if isinstance(e, LoraIqaError):
+        return str(e)
+    if isinstance(e, OSError):  # disk full, permissions, a path too long...: name the file
+        where = e.filename or "?"
+        return " ".join(f"{where}: {e.strerror or type(e).__name__}".split())
+    import yaml
+    from safetensors import SafetensorError
+
+    if isinstance(e, (yaml.YAMLError, SafetensorError)):
+        return " ".join(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".split())
+    return None
 
 
 def _quiet() -> None:
@@ -163,7 +190,7 @@ def _quiet() -> None:
 def _demo(args) -> None:
     from lora_iqa.demo import run_demo
 
-    run_demo(Path(args.out), quick=args.quick)
+    run_demo(check_writable_dir(args.out), quick=args.quick)
 
 
 def _synth(args) -> None:
@@ -199,13 +226,15 @@ def _train(args) -> None:
               f"{res.metrics.get(cfg.data.dimensions[-1], {}).get('srcc')})")
 
 
-def _eval(args) -> None:
+def _eval(args) -> int:
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.protocols import protocol_samples
     from lora_iqa.evaluation import evaluate
     from lora_iqa.model import load_trained, multi_image, read_meta
     from lora_iqa.template import Template
 
+    if args.out:
+        check_output_file(args.out)  # before any work
     meta = read_meta(args.adapter)  # inputs are checked before the model is loaded
     template = Template(tuple(meta["dimensions"]), domain=meta.get("domain", "ct"))
     protocol, reference = _protocol_of(meta)
@@ -214,7 +243,7 @@ def _eval(args) -> None:
     manifest = read_manifest(args.data, template.dimensions)
     rows = manifest.split(args.split)
     samples = protocol_samples(rows, protocol, reference, template.dimensions, seed, d["k"], d["per_image"],
-                               d["same_content"], d["similar_below"], d["window"], progress=True)
+                               d["same_content"], d["similar_below"], d["window"])
     if not samples:
         raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol == "ss" else
                            f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol} samples")
@@ -237,8 +266,28 @@ def _eval(args) -> None:
     if scorer.name != "template":
         print(scorer.usage_line(), file=sys.stderr)
     if args.out:
-        atomic_write_text(args.out, json.dumps(out, indent=1))
+        atomic_write_text(args.out, json.dumps(out, indent=1, allow_nan=False))
         print(f"wrote {args.out}")
+    items = [it for r in results.values() for it in r["items"]]
+    return _items_failed(sum(it.get("status") == "failed" for it in items), len(items))
+
+
+def _items_failed(failed: int, total: int) -> int:
+    """The exit status of a command that scored ``total`` items: say how many failed, if any."""
+    if not failed:
+        return 0
+    print(f"lora-iqa: {failed} of {total} items failed (status failed; the reason is in each)", file=sys.stderr)
+    return EXIT_ITEMS_FAILED
+
+
+def _window(args) -> tuple[float, float] | None:
+    """``--window LEVEL WIDTH``, checked: finite numbers, WIDTH > 0."""
+    if not getattr(args, "window", None):
+        return None
+    level, width = args.window
+    if not (math.isfinite(level) and math.isfinite(width) and width > 0):
+        raise LoraIqaError(f"--window {level:g} {width:g}: LEVEL and WIDTH must be finite numbers (HU), WIDTH > 0")
+    return level, width
 
 
 def _metrics_line(metrics: dict, protocol: str, overall: str) -> str:
@@ -295,9 +344,8 @@ def _scorer(args, meta: dict | None):
     return make_scorer(cfg, template, train, window=tuple(window) if window else None), template
 
 
-def _score(args) -> None:
-    from lora_iqa.data.io import load_image
-    from lora_iqa.data.protocols import Sample
+def _score(args) -> int:
+    from lora_iqa.data.protocols import ImageFile, Sample
     from lora_iqa.evaluation import predict
     from lora_iqa.model import load_trained, multi_image, read_meta
 
@@ -318,9 +366,9 @@ def _score(args) -> None:
             raise LoraIqaError("--protocol ms ranks 2 or more images")
     else:
         protocol = _check_protocol(args, meta)
-    window = tuple(args.window) if args.window else None
-    images = [load_image(p, window=window) for p in args.images]
-    ref = (load_image(args.reference, window=window),) if args.reference else ()
+    window = _window(args)
+    images = [ImageFile(Path(p), window) for p in args.images]  # read when scored, one batch at a time
+    ref = (ImageFile(Path(args.reference), window),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     if args.method == "mllm":
         groups = [[im] for im in images] if protocol == "ss" else [images]
@@ -345,12 +393,13 @@ def _score(args) -> None:
         rec = {"images": rec.pop("images"), "protocol": protocol, "method": args.method,
                "scorer": scorer.name, **rec}
         if args.json:
-            print(json.dumps(rec))
+            print(json.dumps(rec, allow_nan=False))
             continue
         print(f"{' '.join(rec['images'])}: {rec['caption'] + '  ' if rec['caption'] else ''}{_answer_text(rec)}"
               + (f"  FAILED: {rec['reason']}" if rec.get("status") == "failed" else ""))
     if scorer.name != "template":
         print(scorer.usage_line(), file=sys.stderr)
+    return _items_failed(sum(r.get("status") == "failed" for r in recs), len(recs))
 
 
 def _check_protocol(args, meta: dict) -> str:
@@ -400,16 +449,18 @@ def _answer_text(rec: dict) -> str:
 
 def _report(args) -> None:
     from lora_iqa.data.io import load_image
-    from lora_iqa.data.protocols import Sample
+    from lora_iqa.data.protocols import MAX_SIDE, Sample
     from lora_iqa.evaluation import predict
     from lora_iqa.model import load_trained, multi_image, read_meta
 
+    if args.out:
+        check_output_file(args.out)  # before any work
     meta = read_meta(args.adapter)
     args.protocol, args.images = "ss", [args.image]
     _check_protocol(args, meta)  # an ss adapter; --reference exactly for fr
-    window = tuple(args.window) if args.window else None
-    image = load_image(args.image, window=window)
-    ref = (load_image(args.reference, window=window),) if args.reference else ()
+    window = _window(args)
+    image = load_image(args.image, window=window, max_side=MAX_SIDE)
+    ref = (load_image(args.reference, window=window, max_side=MAX_SIDE),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     model, processor, meta = load_trained(args.adapter)
     pred = predict(model, processor, [Sample(images=(image,) + ref, labels={}, item=None)], template, "caption",
@@ -433,14 +484,15 @@ def _push(args) -> None:
 def _sweep(args) -> None:
     from lora_iqa.sweep import run_sweep
 
-    run_sweep(args.sweep, Path(args.out))
+    run_sweep(args.sweep, check_writable_dir(args.out))
 
 
 def _bench(args) -> None:
     from lora_iqa.bench import run_bench
     from lora_iqa.config import load_bench
 
-    run_bench(load_bench(args.config), Path(args.out))
+    bench = load_bench(args.config)
+    run_bench(bench, check_writable_dir(args.out))
 
 
 def _data(args) -> None:

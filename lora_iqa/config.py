@@ -7,6 +7,7 @@ is validated on creation, and the resolved config is saved beside every adapter 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -48,7 +49,8 @@ class DataConfig:
         _check(len(self.dimensions) > 0, "data.dimensions", "must list at least one dimension", self.dimensions)
         if self.window is not None:
             self.window = tuple(float(v) for v in self.window)
-            _check(len(self.window) == 2 and self.window[1] > 0, "data.window", "must be [level, width>0]", self.window)
+            _check(len(self.window) == 2 and all(map(math.isfinite, self.window)) and self.window[1] > 0,
+                   "data.window", "must be [level, width>0], finite", self.window)
 
 
 ADAPTER_METHODS = ("lora", "full", "clip_prompt")
@@ -185,6 +187,7 @@ class Config:
     resume: str = "none"  # none | auto | PATH of a save_state checkpoint
     tracking: str = "none"  # none | wandb | tensorboard ... (anything Accelerate's log_with accepts)
     quantize: str = "none"  # none | 4bit | 8bit: load the base through bitsandbytes and train LoRA on it (QLoRA)
+    overwrite: bool = False  # a fresh run may replace (clear) an output_dir that holds another run
     data: DataConfig = field(default_factory=DataConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -320,7 +323,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise LoraIqaError(f"override '{item}': expected key=value")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            raise LoraIqaError(f"override '{item}': the value of key '{key.strip()}' is not valid YAML "
+                               f"({str(e).splitlines()[0]})") from None
+        _set_dotted(raw, key.strip(), parsed)
     try:
         return _build(Config, raw, "")
     except LoraIqaError as e:
@@ -392,6 +400,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 raise ValueError(f"must be an integer, got {value!r}")
             return int(float(value))
         if ann.startswith("float"):
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError(f"must be a finite number, got {value!r}")
             return float(value)
         if ann.startswith("str"):
             return str(value)

@@ -52,7 +52,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
                                        "train_seconds": 0.0, "samples_per_s": 0.0,
                                        "eval": {m: evaluate(model, processor, test, template, "test", m) for m in METHODS}}
     for method, extra in METHOD_OVERRIDES.items():
-        cfg = load_config(None, [f"output_dir={out / method}", f"data.manifest={manifest}", f"base={base_path}",
+        cfg = load_config(None, [f"output_dir={out / method}", f"data.manifest={manifest}", f"base={base_path}", "overwrite=true",
                                  "train.save_every=0", *(QUICK_BUDGET if quick else BUDGET), *extra])
         res = run(cfg, progress=progress)
         model, processor, _ = load_trained(res.dir)

@@ -62,7 +62,7 @@ def ensure_embedded(progress: bool = True, rebuild: bool = False) -> Path:
         return path
     with tempfile.TemporaryDirectory(prefix="lora_iqa_pretrain_") as tmp:
         manifest = synth_ct(Path(tmp) / "corpus", CORPUS, progress=progress)
-        with atomic_path(path) as out:
+        with atomic_path(path, replace_dir=True) as out:  # the cache's own folder
             cfg = load_config(resources.files("lora_iqa") / "resources" / "embedded_base.yaml",
                               [f"output_dir={out}", f"data.manifest={manifest}"])
             base = scratch_base(vocabulary(cfg.data.dimensions) + WORDS, seed=cfg.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -17,28 +18,84 @@ class LoraIqaError(Exception):
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, replace_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
 
     Works for files and directories: whatever the block writes at the temporary path replaces
-    ``path`` in one rename, so readers never see a half-written result.
+    ``path`` in one rename, so readers never see a half-written result. An existing directory at
+    ``path`` is never replaced (one line naming it) unless ``replace_dir``: only callers that checked
+    it holds their own earlier output pass that. The temporary's name carries the writer's pid
+    (``.NAME.PID.XXXX.tmp``), so a later run can tell a killed writer's leftovers (see
+    :func:`remove_stale_temporaries`).
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink() and not replace_dir:
+        raise LoraIqaError(f"{path}: is a directory; refusing to replace it (give a file name)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:150]}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     os.rmdir(tmp)  # callers create a file or a directory at this name
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            if not tmp.is_dir():
+                raise LoraIqaError(f"{path}: is a directory; refusing to replace it with a file")
+            old = path.with_name(f".{path.name[:150]}.{os.getpid()}.old.tmp")
             os.replace(path, old)
             os.replace(tmp, path)
-            _remove(old)
+            remove_path(old)
         else:
             os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
+
+
+def check_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and its parents) if needed and prove a file can be written in it; one line
+    naming the folder otherwise. Called before long work, so it fails first, not last."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        where = e.filename if e.filename and str(e.filename) != str(folder) else folder
+        raise LoraIqaError(f"{where}: cannot write here ({e.strerror or e})") from None
+    return folder
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """An output file that may be written: not a directory, its folder writable (checked now)."""
+    path = Path(path)
+    if path.is_dir():
+        raise LoraIqaError(f"{path}: is a directory; refusing to replace it (give a file name)")
+    check_writable_dir(path.parent)
+    return path
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries that :func:`atomic_path` writers of ``path`` left when they were killed
+    (their pid is no longer alive); a live writer's are kept. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name[:150])}.*.tmp"):
+        pid = tmp.name[len(path.name[:150]) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_path(tmp)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -56,7 +113,8 @@ def save_fig(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def _remove(p: Path) -> None:
+def remove_path(p: Path) -> None:
+    """Remove a file, link or whole directory tree, if there."""
     import shutil
 
     if p.is_dir() and not p.is_symlink():

@@ -7,6 +7,7 @@ MAP) whose correlation with the true overall score is reported under the overall
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from lora_iqa.data.protocols import Sample
@@ -29,6 +30,39 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
     scorer could not read also carries ``"status": "failed"`` and its ``"reason"``. ``index``: the
     model adds image-index embeddings (every multi-image adapter).
     """
+    return [finite_or_failed(p) for p in _predict(model, processor, samples, template, method, batch_size, scorer,
+                                                   protocol, index, k)]
+
+
+def finite_or_failed(pred: dict) -> dict:
+    """A prediction with a NaN or infinite number in its answer (a diverged model) is a failed item:
+    its numbers become ``None`` and it carries ``status`` and ``reason``; others are returned as they are."""
+    bad = [key for key in ANSWER_KEYS if key in pred and not _finite(pred[key])]
+    if not bad:
+        return pred
+    out = {key: _nones(v) if key in bad else v for key, v in pred.items()}
+    return {**out, "status": "failed", "reason": f"non-finite {', '.join(bad)} (the model's output is NaN or inf)"}
+
+
+ANSWER_KEYS = ("scores", "preference", "probability", "probs", "ranking", "expected_ranks")
+
+
+def _finite(v) -> bool:
+    if isinstance(v, dict):
+        return all(_finite(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return all(_finite(x) for x in v)
+    return v is None or math.isfinite(v)
+
+
+def _nones(v):
+    if isinstance(v, dict):
+        return {key: None for key in v}
+    return None
+
+
+def _predict(model, processor, samples: Sequence[Sample], template: Template, method: str, batch_size: int,
+             scorer, protocol: str, index: bool, k: int | None) -> list[dict]:
     images = [s.images for s in samples]
     k = k or (len(samples[0].items) if samples and protocol == "ms" else 4)
     if getattr(model, "is_prompt_learner", False):  # CLIP antonym prompts: one image, scores, no caption

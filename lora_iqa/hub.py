@@ -26,7 +26,7 @@ LIBRARY = {"lora": "peft", "clip_prompt": "lora_iqa"}  # the model card's librar
 FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 FULL_PROCESSOR = ("processor_config.json", "preprocessor_config.json")
-SKIP_DIRS = ("checkpoints",)  # save_state training checkpoints: training state, not the adapter
+SKIP_DIRS = ("checkpoints", "wandb")  # training state and tracker logs, not the adapter
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete", ".lock", ".swp", "~")
 TAG = "lora_iqa"
 

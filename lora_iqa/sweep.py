@@ -19,7 +19,7 @@ from typing import Any
 
 
 from lora_iqa.config import Config, load_config, read_yaml_mapping
-from lora_iqa.errors import LoraIqaError, atomic_path, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text, save_fig
 from lora_iqa.metrics import fmt
 
 METHODS = ("grid", "random", "bayes")
@@ -135,7 +135,7 @@ def label(sweep: Sweep, point: dict[str, Any]) -> str:
 
 def point_config(sweep: Sweep, point: dict[str, Any], out: Path) -> Config:
     """The validated Config of one grid point. Errors name the sweep file and the key at fault."""
-    forced = [f"output_dir={out / sweep.name / label(sweep, point)}", "tracking=none"]
+    forced = [f"output_dir={out / sweep.name / label(sweep, point)}", "tracking=none", "overwrite=true"]  # its own folder
     try:
         return load_config(sweep.recipe, [*sweep.before, *point_args(point), *sweep.after, *forced])
     except LoraIqaError as e:
@@ -323,9 +323,7 @@ def _plot(result: dict, path: Path) -> None:
     ax.set_ylabel(metric["name"])
     ax.set_title(f"sweep {result['name']}: {metric['name']} per grid point", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_fig(fig, path)
 
 
 def _value_str(v: Any) -> str:

@@ -13,23 +13,47 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-from tqdm.auto import tqdm
+from pathlib import Path
 
-from lora_iqa.data.io import load_image
+import numpy as np
+
+from lora_iqa.data import io
 from lora_iqa.data.manifest import Item
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.template import Template, render_preference, render_ranking
 
 
+# Images are read at most this large (longer side, px; integer box reduction while decoding): the model
+# resizes every image whole to its input size (96 px embedded, 384 px BLIP-base), so a huge photo
+# costs its decoded 8-bit size once, never gigabytes of float.
+MAX_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image that is read when it is used (``np.asarray(img)``) and not kept: samples name their
+    images, so memory is bounded by the batch being processed, not by the size of the data."""
+
+    path: Path
+    window: tuple[float, float] | None = None
+
+    def load(self) -> np.ndarray:
+        """The image as float32 in [0, 1] (see :func:`lora_iqa.data.io.load_image`)."""
+        return io.load_image(self.path, window=self.window, max_side=MAX_SIDE)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        img = self.load()
+        return img if dtype is None else img.astype(dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One protocol sample: its images (float [0,1]) in the order the model sees them (the stimuli, then
-    the clean reference for full-reference), ss labels (integer level per dimension), the first
-    stimulus's manifest row, and for ds/ms every stimulus's row and the answer (ds: first | second |
-    similar; ms: image numbers from best to worst)."""
+    """One protocol sample: its images in the order the model sees them (the stimuli, then the clean
+    reference for full-reference) as :class:`ImageFile` (read on use) or float [0, 1] arrays, ss labels
+    (integer level per dimension), the first stimulus's manifest row, and for ds/ms every stimulus's row
+    and the answer (ds: first | second | similar; ms: image numbers from best to worst)."""
 
-    images: tuple[np.ndarray, ...]
+    images: tuple[ImageFile | np.ndarray, ...]
     labels: dict[str, int]
     item: Item
     items: tuple[Item, ...] = ()
@@ -47,32 +71,31 @@ def caption_of(sample: Sample, template: Template) -> str:
 
 def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimensions: Sequence[str], seed: int,
                      k: int = 4, per_image: int = 4, same_content: float = 0.5, similar_below: float = 0.5,
-                     window=None, progress: bool = False) -> list[Sample]:
+                     window=None, check: bool = False) -> list[Sample]:
     """Samples of ``protocol`` (ss | ds | ms) over ``items`` (one split), ``reference`` nr or fr.
 
-    ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``k``. Every image
-    is read once and shared by the samples that show it. Reproducible by ``seed``.
+    ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``k``. Images are
+    :class:`ImageFile` s, read when a batch uses them. ``check`` reads every image once now (and drops
+    it), so that a bad file stops a training before it starts. Reproducible by ``seed``.
     """
     if reference == "fr":
         missing = [it for it in items if it.reference is None]
         if missing:
             raise LoraIqaError(f"{missing[0].image}: full-reference protocols need the manifest column 'reference'")
-    cache: dict = {}
+    files = {p: ImageFile(p, window) for it in items for p in (it.image, it.reference) if p is not None}
+    if check:
+        from tqdm.auto import tqdm
 
-    def read(path):
-        if path not in cache:
-            cache[path] = load_image(path, window=window)
-        return cache[path]
+        for f in tqdm(files.values(), desc="check images", unit="img", leave=False):
+            f.load()
 
-    def with_ref(stimuli: tuple[Item, ...]) -> tuple[np.ndarray, ...]:
-        imgs = tuple(read(it.image) for it in stimuli)
-        return imgs + ((read(stimuli[0].reference),) if reference == "fr" else ())
+    def with_ref(stimuli: tuple[Item, ...]) -> tuple[ImageFile, ...]:
+        return tuple(files[it.image] for it in stimuli) + ((files[stimuli[0].reference],) if reference == "fr" else ())
 
     n = per_image * len(items)
     if protocol == "ss":
         return [Sample(images=with_ref((it,)), labels={d: int(round(float(it.scores[d]))) for d in dimensions},
-                       item=it, items=(it,))
-                for it in tqdm(items, desc="load images", unit="img", disable=not progress, leave=False)]
+                       item=it, items=(it,)) for it in items]
     if protocol == "ds":
         pairs = ds_pairs(items, n, seed, similar_below=similar_below,
                          same_content=1.0 if reference == "fr" else same_content)
@@ -82,15 +105,13 @@ def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimen
     else:
         raise ValueError(f"unknown protocol '{protocol}'")
     return [Sample(images=with_ref(stimuli), labels={}, item=stimuli[0], items=stimuli, answer=answer)
-            for stimuli, answer in tqdm(drawn, desc=f"load {protocol} images", unit="sample", disable=not progress,
-                                        leave=False)]
+            for stimuli, answer in drawn]
 
 
-def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None,
-               progress: bool = False) -> list[Sample]:
+def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None, check: bool = False) -> list[Sample]:
     """Single-stimulus, no-reference samples: every item's image once, labels rounded to the template's
     integer levels."""
-    return protocol_samples(items, "ss", "nr", dimensions, seed=0, window=window, progress=progress)
+    return protocol_samples(items, "ss", "nr", dimensions, seed=0, window=window, check=check)
 
 
 PREFERENCE_LABELS = ("first", "second", "similar")
