@@ -2,7 +2,8 @@
 with the data (issue 14: at most 1.5x).
 
     python benchmarks/eval_rss.py                       # writes benchmarks/eval_rss/results.{json,md}
-    python benchmarks/eval_rss.py --python OTHER/python --pythonpath OTHER_CHECKOUT   # another version
+    git worktree add /tmp/before 949f2cc   # the code before issue 14's fix, measured the same way:
+    python benchmarks/eval_rss.py --n 100 400 --pythonpath /tmp/before --label "before the fix (949f2cc)"
 
 What it does (seed 0): writes 1,000 smooth random RGB images of 1024 px (low-frequency noise, PNG) and
 two manifests (the first 100, all 1,000, every row in the test split) under benchmarks/eval_rss/data/;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -112,10 +114,10 @@ def main() -> None:
         print(f"{args.label}: eval on {n} images of {args.size} px: peak RSS {rss:.0f} MB ({secs:.0f} s)", flush=True)
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     result = {"label": args.label, "size": args.size, "seed": args.seed, "rows": rows, "ratio": round(ratio, 3),
-              "command": "python benchmarks/eval_rss.py" + (f" --label '{args.label}'" if args.pythonpath else "")}
+              "command": " ".join(["python benchmarks/eval_rss.py", *map(shlex.quote, sys.argv[1:])])}
     print(f"{args.label}: peak RSS ratio {rows[1]['images']} / {rows[0]['images']} images: {ratio:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "results" if not args.pythonpath else "results_" + "".join(c if c.isalnum() else "_" for c in args.label)
+    name = "results" if not args.pythonpath else "results_other"
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     md = [f"# eval peak RSS vs number of images ({args.label})", "",
           f"`{result['command']}` (seed {args.seed}; RGB PNG {args.size} px; tiny test-geometry LoRA, logits)", "",

@@ -71,12 +71,12 @@ def caption_of(sample: Sample, template: Template) -> str:
 
 def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimensions: Sequence[str], seed: int,
                      k: int = 4, per_image: int = 4, same_content: float = 0.5, similar_below: float = 0.5,
-                     window=None, check: bool = False) -> list[Sample]:
+                     window=None, check: bool = False, progress: bool = False) -> list[Sample]:
     """Samples of ``protocol`` (ss | ds | ms) over ``items`` (one split), ``reference`` nr or fr.
 
     ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``k``. Images are
     :class:`ImageFile` s, read when a batch uses them. ``check`` reads every image once now (and drops
-    it), so that a bad file stops a training before it starts. Reproducible by ``seed``.
+    it), so that a bad file stops a training before it starts (``progress``: with a bar). Reproducible by ``seed``.
     """
     if reference == "fr":
         missing = [it for it in items if it.reference is None]
@@ -86,7 +86,7 @@ def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimen
     if check:
         from tqdm.auto import tqdm
 
-        for f in tqdm(files.values(), desc="check images", unit="img", leave=False):
+        for f in tqdm(files.values(), desc="check images", unit="img", leave=False, disable=not progress):
             f.load()
 
     def with_ref(stimuli: tuple[Item, ...]) -> tuple[ImageFile, ...]:
