@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -144,16 +145,18 @@ def write_manifest(
 
 def _parse_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The stripped header and the non-blank records with their (first) line numbers."""
-    if not path.exists():
-        raise LoraIqaError(f"{path}: manifest not found")
-    if not path.is_file():
-        raise LoraIqaError(f"{path}: manifest is not a file")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise LoraIqaError(f"{path}: manifest is not a file")
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise LoraIqaError(f"{_shown(str(path), None)}: manifest not found") from None
+    except (OSError, ValueError) as e:  # no permission, a link loop, a name too long, a NUL byte...
+        raise LoraIqaError(f"{_shown(str(path), None)}: cannot read manifest ({_reason(e)})") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise LoraIqaError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from e
-    except OSError as e:
-        raise LoraIqaError(f"{path}: cannot read ({e.strerror})") from e
     if not text.strip():
         raise LoraIqaError(f"{path}: empty file (no header)")
 
@@ -172,7 +175,8 @@ def _parse_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             start = reader.line_num + 1
     except csv.Error as e:
         raise LoraIqaError(f"{path}:{reader.line_num}: malformed CSV ({e})") from e
-    assert header is not None
+    if header is None:
+        raise LoraIqaError(f"{path}: no header (every line is blank or holds only commas)")
     if header_line != 1:  # keep "the header is line 1" true: no leading blank lines
         raise LoraIqaError(f"{path}: no header on line 1 (the first line is blank)")
 
@@ -255,9 +259,27 @@ def _resolve(text: str, col: str, root: Path, check_files: bool, fail: _Fail) ->
         raise fail(col, "empty")
     if Path(text).is_absolute():
         raise fail(col, f"absolute path '{text}' (paths are relative to the manifest's folder)")
-    resolved = (root / text).resolve()
-    if not resolved.is_relative_to(root):
+    try:  # every way the OS can refuse a path (NUL byte, link loop, name too long) is one line
+        resolved = (root / text).resolve()
+        inside = resolved.is_relative_to(root)
+        found = not check_files or resolved.is_file()
+    except (OSError, ValueError, RuntimeError) as e:
+        raise fail(col, f"cannot use path '{_shown(text)}' ({_reason(e)})") from None
+    if not inside:
         raise fail(col, f"path '{text}' leaves the manifest's folder")
-    if check_files and not resolved.is_file():
+    if not found:
         raise fail(col, f"file not found: '{text}'")
     return resolved
+
+
+def _shown(text: str, limit: int | None = 160) -> str:
+    """``text`` for a one-line message: unprintable characters escaped; the middle cut beyond ``limit``."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if limit is None or len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 4:]}"
+
+
+def _reason(e: BaseException) -> str:
+    """Why the OS refused a path, without repeating the path."""
+    if isinstance(e, RuntimeError):  # Path.resolve's symlink loop before Python 3.13
+        return "symbolic link loop"
+    return (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__

@@ -35,12 +35,12 @@ def _testdata(name: str) -> str:
 @pytest.mark.parametrize(
     "suffix, shape, dtype",
     [
-        (".png", (7, 9), np.uint8),
-        (".png", (7, 9), np.uint16),
-        (".png", (7, 9, 3), np.uint8),
-        (".tif", (7, 9), np.uint8),
-        (".tif", (7, 9), np.uint16),
-        (".tif", (7, 9, 3), np.uint8),
+        (".png", (17, 19), np.uint8),
+        (".png", (17, 19), np.uint16),
+        (".png", (17, 19, 3), np.uint8),
+        (".tif", (17, 19), np.uint8),
+        (".tif", (17, 19), np.uint16),
+        (".tif", (17, 19, 3), np.uint8),
     ],
 )
 def test_pillow_round_trip_is_exact(tmp_path, suffix, shape, dtype):
@@ -55,25 +55,32 @@ def test_pillow_round_trip_is_exact(tmp_path, suffix, shape, dtype):
 
 def test_tiff_16bit_rgb_keeps_16_bits(tmp_path):
     tifffile = pytest.importorskip("tifffile")
-    data = RNG.integers(0, 65536, size=(5, 6, 3), dtype=np.uint16)
+    data = RNG.integers(0, 65536, size=(17, 18, 3), dtype=np.uint16)
     tifffile.imwrite(tmp_path / "rgb16.tiff", data)
     np.testing.assert_allclose(load_image(tmp_path / "rgb16.tiff"), data / 65535, atol=1e-7)
 
 
-def test_float_tiff_is_clipped(tmp_path):
-    data = np.array([[-0.5, 0.25], [0.75, 1.5]], dtype=np.float32)
+def test_float_tiff_overshoot_within_tolerance_is_clipped(tmp_path):
+    data = np.tile(np.array([[-0.005, 0.25], [0.75, 1.005]], dtype=np.float32), (8, 8))
     Image.fromarray(data).save(tmp_path / "f.tif")
-    np.testing.assert_allclose(load_image(tmp_path / "f.tif"), [[0, 0.25], [0.75, 1]])
+    np.testing.assert_allclose(load_image(tmp_path / "f.tif"), np.tile([[0, 0.25], [0.75, 1]], (8, 8)))
+
+
+def test_float_tiff_outside_unit_range_is_refused(tmp_path):
+    data = np.tile(np.array([[-0.5, 0.25], [0.75, 1.5]], dtype=np.float32), (8, 8))
+    Image.fromarray(data).save(tmp_path / "f.tif")
+    with pytest.raises(LoraIqaError, match=r"holds values -0.5..1.5, outside \[0, 1\]"):
+        load_image(tmp_path / "f.tif")
 
 
 @pytest.mark.parametrize("mode, channels", [("RGBA", 3), ("LA", None), ("P", 3)])
 def test_alpha_and_palette_are_converted(tmp_path, mode, channels):
-    Image.new(mode, (4, 3)).save(tmp_path / "x.png")
+    Image.new(mode, (20, 17)).save(tmp_path / "x.png")
     out = load_image(tmp_path / "x.png")
-    assert out.shape == ((3, 4, channels) if channels else (3, 4))
+    assert out.shape == ((17, 20, channels) if channels else (17, 20))
 
 
-@pytest.mark.parametrize("shape", [(6, 8), (6, 8, 3)])
+@pytest.mark.parametrize("shape", [(16, 24), (16, 24, 3)])
 def test_jpeg_shape_and_values(tmp_path, shape):
     data = np.full(shape, 128, dtype=np.uint8)  # flat image: JPEG reproduces it almost exactly
     Image.fromarray(data).save(tmp_path / "x.jpg", quality=95)
@@ -83,7 +90,7 @@ def test_jpeg_shape_and_values(tmp_path, shape):
 
 
 def test_write_png16_round_trip(tmp_path):
-    img = RNG.random((11, 13))
+    img = RNG.random((17, 19))
     write_png16(tmp_path / "a.png", img)
     with Image.open(tmp_path / "a.png") as im:
         assert im.mode.startswith("I;16")
@@ -139,7 +146,7 @@ def test_write_dicom_ct_round_trip(tmp_path):
 
 def test_monochrome1_is_inverted(tmp_path):
     path = tmp_path / "m1.dcm"
-    write_dicom_ct(path, np.array([[-1000.0, 40.0], [200.0, 1000.0]]))
+    write_dicom_ct(path, np.tile([[-1000.0, 40.0], [200.0, 1000.0]], (8, 8)))
     normal = load_image(path)
     ds = pydicom.dcmread(path)
     ds.PhotometricInterpretation = "MONOCHROME1"
@@ -184,7 +191,7 @@ def _png16_rgb(path: Path) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    h, w = 2, 3
+    h, w = 16, 17
     raw = b"".join(b"\0" + bytes(range(w * 6)) for _ in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
