@@ -1,8 +1,17 @@
-"""What the synthetic generators share: the overall rule, splits by content, and the output-folder check."""
+"""What the synthetic generators share: the overall rule, splits by content, the output-folder check,
+and a process pool whose workers die with the generator."""
 
 from __future__ import annotations
 
+import ctypes
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +65,32 @@ def check_out_dir(out: Path, readme_start: str, what: str) -> None:
     if readme.is_file() and readme.read_text(errors="replace").startswith(readme_start):
         return
     raise LoraIqaError(f"{out}: output directory exists and is not a {what} output; choose an empty or new --out")
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers exit when this process dies, ``kill -9`` included (a killed parent
+    runs no cleanup, and idle workers would otherwise wait on the task queue forever)."""
+    # Forked or spawned workers are children of this process, which is what the checks watch (forkserver,
+    # Python 3.14's default on Linux, would make them the server's children).
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: have the kernel SIGKILL this worker when its parent dies (Linux), and exit once
+    the parent pid changes (re-parented: the parent is gone), also where there is no prctl."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)

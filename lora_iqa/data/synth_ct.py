@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ from scipy import ndimage
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize, rotate
 
-from lora_iqa.data.synth_common import check_out_dir, content_splits, overall_from, round_half_up
+from lora_iqa.data.synth_common import check_out_dir, content_splits, overall_from, round_half_up, worker_pool
 from lora_iqa.errors import LoraIqaError, atomic_path
 
 DIMENSIONS = ("noise", "artifact", "sharpness", "contrast", "overall")
@@ -634,7 +634,7 @@ def synth_ct(out_dir: str | os.PathLike, cfg: SynthCTConfig | None = None, progr
     workers = cfg.workers or os.cpu_count() or 1
     workers = min(workers, len(plan))
     cfg_d = asdict(cfg)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, replace_dir=True) as tmp:  # check_out_dir: an earlier output of this generator
         images = tmp / "images"
         images.mkdir(parents=True)
         jobs = [(i, cid, kind, m, splits[i], cfg_d, str(images)) for i, cid, kind, m in plan]
@@ -645,7 +645,7 @@ def synth_ct(out_dir: str | os.PathLike, cfg: SynthCTConfig | None = None, progr
                     results[i] = _render_content(job)
                     bar.update(len(results[i]))
             else:
-                ex = ProcessPoolExecutor(max_workers=workers)
+                ex = worker_pool(workers)
                 try:
                     futs = {ex.submit(_render_content, job): i for i, job in enumerate(jobs)}
                     for fut in as_completed(futs):

@@ -377,7 +377,7 @@ def synth_natural(out_dir: str | os.PathLike, cfg: SynthNaturalConfig | None = N
     splits = content_splits(cfg.n_contents, cfg.splits, cfg.seed)
     counts = [cfg.n // len(contents) + (j < cfg.n % len(contents)) for j in range(len(contents))]
     rows: list[dict] = []
-    with atomic_path(out) as tmp, tqdm(total=cfg.n, unit="img", desc="synth natural", disable=not progress) as bar:
+    with atomic_path(out, replace_dir=True) as tmp, tqdm(total=cfg.n, unit="img", desc="synth natural", disable=not progress) as bar:
         images = tmp / "images"
         images.mkdir(parents=True)
         for j, ((cid, photo, _), count) in enumerate(zip(contents, counts)):

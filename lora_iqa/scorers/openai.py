@@ -5,7 +5,9 @@ setting from :class:`~lora_iqa.config.ScorerConfig`. Transport faults (429 with 
 timeouts) are retried by the client itself (exponential backoff with jitter, Retry-After honoured);
 broken or invalid replies (unparseable body, no choices, a value out of range) are retried here with
 the same backoff. Requests run concurrently (bounded), validated replies are cached on disk, and an
-item that still fails ends ``failed`` with its reason. The key is never logged, cached or written.
+item that still fails ends ``failed`` with its reason. The key is never logged, cached or written, and
+:func:`redact` removes it from whatever the server or the client says (a 401 body that repeats it, a
+reply that quotes it) before that text reaches a result, the cache, a report or an error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,6 +29,23 @@ from lora_iqa.scorers import prompts
 from lora_iqa.scorers.cache import ReplyCache
 from lora_iqa.scorers.results import Result, answer_schema, failed, parse_answer
 from lora_iqa.template import Template
+
+# The credentials the openai client reads from the environment (organization and project ids are not secret).
+SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_WEBHOOK_SECRET")
+REDACTED = "[redacted]"
+MIN_SECRET_CHARS = 8  # shorter values are placeholders ("x", "EMPTY" for local servers): hunting them mangles text
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret of :data:`SECRET_ENV` (as set, and whitespace-stripped) replaced by
+    :data:`REDACTED`."""
+    values: set[str] = set()
+    for name in SECRET_ENV:
+        value = os.environ.get(name) or ""
+        values |= {value, value.strip()}
+    for secret in sorted((v for v in values if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)  # longest first: "key\n" as set before its stripped "key"
+    return text
 
 
 @dataclass
@@ -141,6 +160,14 @@ class OpenAIScorer:
 
     async def _one(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, msgs: list[dict], params: dict,
                    check: Callable[[str], Result]) -> Result:
+        """One item's result, its reason and extra texts redacted (a reply may quote a key in escaped JSON
+        that only decoding reveals)."""
+        r = await self._ask(client, gate, msgs, params, check)
+        return replace(r, reason=r.reason and redact(r.reason),
+                       extra={k: redact(v) if isinstance(v, str) else v for k, v in r.extra.items()})
+
+    async def _ask(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, msgs: list[dict], params: dict,
+                   check: Callable[[str], Result]) -> Result:
         key = ReplyCache.key(str(client.base_url), self.cfg.model, msgs, params) if self.cache else ""
         cached = check(self.cache.get(key) or "") if self.cache else None
         if cached is not None and cached.ok:
@@ -171,7 +198,7 @@ class OpenAIScorer:
             if not reply.choices:
                 reason = "reply has no choices"
                 continue
-            text = reply.choices[0].message.content or ""
+            text = redact(reply.choices[0].message.content or "")  # before it is parsed or cached
             result = check(text)
             if result.ok:
                 if self.cache:
@@ -187,5 +214,6 @@ def _report_check(text: str) -> Result:
 
 
 def _short(msg: str, n: int = 160) -> str:
-    msg = " ".join(str(msg).split())
+    """The server's or the client's message on one line, redacted before it is cut (no partial key)."""
+    msg = " ".join(redact(str(msg)).split())
     return msg if len(msg) <= n else msg[: n - 3] + "..."

@@ -4,7 +4,10 @@ The default answerer is an *exact oracle*: it reads the caption in the scorer's 
 template and answers what the template scorer would, in the reply format the request asks for
 (JSON schema / JSON mode / free text, with reasoning when asked). Faults (a fixed fraction of requests, at random places):
 ``429`` (with Retry-After), ``500``, ``hang`` (past the client's timeout), ``broken_json`` (a
-truncated body), ``empty_choices`` and ``out_of_range`` (a value outside 0..4).
+truncated body), ``empty_choices`` and ``out_of_range`` (a value outside 0..4). ``echo_key`` (every
+request) plays a hostile server that repeats the caller's API key (from the Authorization header):
+``401`` rejects it with the key in the error body, ``reply`` answers validly with the key in the text
+and the reasoning, ``invalid`` answers with the key as a value (so a failure reason would quote it).
 
     with ChatServer(fault_rate=0.3) as server:
         client = openai.OpenAI(base_url=server.url, api_key="x")
@@ -25,6 +28,7 @@ from typing import Callable
 from lora_iqa.template import PREFERENCES, Template, parse_preference, parse_ranking
 
 FAULTS = ("429", "500", "hang", "broken_json", "empty_choices", "out_of_range")
+ECHO_KEY = ("401", "reply", "invalid")
 CAPTION = re.compile(r'Caption(?: of image \d+)?: "(.*?)"', re.S)
 
 
@@ -33,8 +37,11 @@ class ChatServer:
 
     def __init__(self, answer: Callable[[dict], dict | str] | None = None, latency: float = 0.0,
                  fault_rate: float = 0.0, faults: tuple[str, ...] = FAULTS, seed: int = 0,
-                 retry_after: float = 0.05, hang_seconds: float = 5.0) -> None:
+                 retry_after: float = 0.05, hang_seconds: float = 5.0, echo_key: str | None = None) -> None:
+        if echo_key not in (None, *ECHO_KEY):
+            raise ValueError(f"echo_key must be one of {ECHO_KEY}, got {echo_key!r}")
         self.answer = answer or oracle_answer
+        self.echo_key = echo_key
         self.latency, self.fault_rate, self.faults = latency, fault_rate, tuple(faults)
         self.retry_after, self.hang_seconds = retry_after, hang_seconds
         self.requests: list[dict] = []  # every request body received, in arrival order
@@ -102,6 +109,11 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
             time.sleep(server.latency)
+            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if server.echo_key == "401":
+                return self._send(401, {"error": {
+                    "message": f"Incorrect API key provided: {key}. Authorization: Bearer {key}",
+                    "type": "invalid_request_error", "param": key, "code": "invalid_api_key"}})
             if fault == "429":
                 return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
                                   {"Retry-After": f"{server.retry_after:g}"})
@@ -111,7 +123,7 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(server.hang_seconds)
             if fault == "broken_json":
                 return self._send_raw(200, b'{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"ind')
-            answer = server.answer(body)
+            answer = _echo(server.answer(body), server.echo_key, key)
             if fault == "out_of_range" and isinstance(answer, dict) and "scores" in answer:
                 answer = {**answer, "scores": {**answer["scores"], next(iter(answer["scores"])): 7}}
             content = _format(answer, body)
@@ -149,11 +161,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hang-seconds", type=float, default=5.0)
     ap.add_argument("--retry-after", type=float, default=0.05)
+    ap.add_argument("--echo-key", choices=ECHO_KEY, help="repeat the caller's API key (hostile server)")
     a = ap.parse_args(argv)
     server = ChatServer(latency=a.latency, fault_rate=a.fault_rate, seed=a.seed, hang_seconds=a.hang_seconds,
-                        retry_after=a.retry_after)
+                        retry_after=a.retry_after, echo_key=a.echo_key)
     print(server.url, flush=True)
     server._httpd.serve_forever()
+
+
+def _echo(answer: dict | str, mode: str | None, key: str) -> dict | str:
+    """The answer with the caller's key planted: in prose and reasoning (``reply``) or as a value (``invalid``)."""
+    if mode is None:
+        return answer
+    if isinstance(answer, str):
+        return f"{answer}\n\n(Answered for {key}.)"
+    if mode == "reply":
+        return {**answer, "reasoning": f"The key {key} was checked. {answer.get('reasoning', '')}".strip()}
+    if "scores" in answer:
+        return {**answer, "scores": {**answer["scores"], next(iter(answer["scores"])): key}}
+    return {**answer, "preference" if "preference" in answer else "ranking": key}
 
 
 def _format(answer: dict | str, body: dict) -> str:
