@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -79,10 +80,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove the temporaries that :func:`atomic_path` writers of ``path`` left when they were killed
     (their pid is no longer alive); a live writer's are kept. Returns what was removed."""
     path = Path(path)
+    name = path.name[:150]
+    # exactly atomic_path's names: mkdtemp's 8-character random part, or the replaced folder's ".old"
+    ours = re.compile(rf"\.{re.escape(name)}\.(\d+)\.(?:[a-z0-9_]{{8}}|old)\.tmp")
     removed = []
-    for tmp in path.parent.glob(f".{glob.escape(path.name[:150])}.*.tmp"):
-        pid = tmp.name[len(path.name[:150]) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+    for tmp in path.parent.glob(f".{glob.escape(name)}.*.tmp"):
+        m = ours.fullmatch(tmp.name)
+        if m and not _alive(int(m.group(1))):
             remove_path(tmp)
             removed.append(tmp)
     return removed

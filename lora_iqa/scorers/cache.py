@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from lora_iqa.errors import LoraIqaError, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text, check_writable_dir
 
 
 class ReplyCache:
@@ -23,11 +22,10 @@ class ReplyCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tempfile.NamedTemporaryFile(dir=self.root).close()  # a probe file, removed on close
-        except OSError as e:
-            raise LoraIqaError(f"{self.root}: the LLM reply cache folder is not writable ({e.strerror or e}); set "
-                               "LORA_IQA_CACHE_DIR to a writable folder or scorer.cache=false") from None
+            check_writable_dir(self.root)
+        except LoraIqaError as e:
+            raise LoraIqaError(f"{e}: the LLM reply cache folder is not writable; set LORA_IQA_CACHE_DIR to a "
+                               "writable folder or scorer.cache=false") from None
         self._warned = False
 
     @staticmethod

@@ -98,7 +98,9 @@ class OpenAIScorer:
     def score_images(self, groups: Sequence[Sequence[np.ndarray]], protocol: str = "ss") -> list[Result]:
         """The zero-shot MLLM baseline: send the images themselves (1, 2 or k per item)."""
         k = len(groups[0]) if groups else 4
-        shots = [([self._load(it) for it in s.items], s.answer) for s in self._shots(protocol, k)]
+        from lora_iqa.data.protocols import ImageFile
+
+        shots = [([ImageFile(it.image, self.window) for it in s.items], s.answer) for s in self._shots(protocol, k)]
         jobs = [prompts.image_messages(g, protocol, self.template, self.cfg.strategy, shots) for g in groups]
         return self._run(jobs, protocol, k, lambda text: parse_answer(text, protocol, self.template, len(groups[0])))
 
@@ -120,11 +122,6 @@ class OpenAIScorer:
             return []
         return prompts.draw_shots(self.train_items, protocol, self.template.dimensions, self.cfg.shots,
                                   self.cfg.seed, k)
-
-    def _load(self, item: Item) -> np.ndarray:
-        from lora_iqa.data.io import load_image
-
-        return load_image(item.image, window=self.window)
 
     def _params(self, protocol: str, k: int) -> dict:
         params: dict = {"temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}

@@ -154,3 +154,16 @@ def test_push_skips_wandb_logs(adapter_dir, tmp_path):
     (d / "wandb" / "run-1").mkdir(parents=True)
     (d / "wandb" / "run-1" / "output.log").write_text("logs")
     assert not any(f.startswith("wandb/") for f in upload_files(d))
+
+
+def test_stale_temporaries_removed_only_for_dead_writers_of_this_output(tmp_path):
+    """A killed writer's temporary of ``run`` goes; a live writer's, and a sibling output ``run.99999``'s, stay."""
+    import os
+
+    from lora_iqa.errors import remove_stale_temporaries
+
+    dead, live, sibling = ".run.999999999.abcdefgh.tmp", f".run.{os.getpid()}.abcdefgh.tmp", ".run.99999.1.abcdefgh.tmp"
+    for name in (dead, live, sibling):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in remove_stale_temporaries(tmp_path / "run")] == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, sibling])
