@@ -52,14 +52,17 @@ class ClipProcessor:
 
 def load_clip(name_or_path: str, progress: bool = True):
     """``(CLIPModel, ClipProcessor)``, frozen and in eval mode; ``embedded-clip`` builds/loads the stand-in."""
+    from safetensors import SafetensorError
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
+    from lora_iqa.model import load_error
+
     path = str(ensure_embedded_clip(progress)) if name_or_path == EMBEDDED_CLIP else name_or_path
-    try:
-        model = CLIPModel.from_pretrained(path)
+    try:  # safetensors only: a pytorch_model.bin is a pickle, which can run code when it is loaded
+        model = CLIPModel.from_pretrained(path, use_safetensors=True)
         processor = ClipProcessor(CLIPImageProcessor.from_pretrained(path), AutoTokenizer.from_pretrained(path))
-    except (OSError, ValueError) as e:
-        raise LoraIqaError(f"{name_or_path}: cannot load a CLIP model ({str(e).splitlines()[0]})") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        raise load_error(name_or_path, "a CLIP model", e) from None
     model.requires_grad_(False)
     return model.eval(), processor
 

@@ -220,18 +220,16 @@ def load_prompt_adapter(adapter_dir: str | Path, base: str | None = None) -> tup
     from lora_iqa.model import check_base, read_meta, resolve_adapter
 
     adapter_dir = resolve_adapter(adapter_dir)
-    meta = read_meta(adapter_dir)
+    meta = read_meta(adapter_dir)  # keys and types checked
     try:
-        cfg, dims = config_from_dict(meta["config"]), list(meta["dimensions"])
-        base_name = base or meta["base"]["name_or_path"]
-        if "fingerprint" not in meta["base"]:
-            raise KeyError("base.fingerprint")
-    except (KeyError, TypeError, LoraIqaError) as e:
-        raise LoraIqaError(f"{Path(adapter_dir) / 'lora_iqa.json'}: invalid clip_prompt metadata "
-                           f"({type(e).__name__}: {e})") from None
+        cfg = config_from_dict(meta["config"])
+    except LoraIqaError as e:
+        raise LoraIqaError(f"{Path(adapter_dir) / 'lora_iqa.json'}: key 'config' is not a valid clip_prompt config "
+                           f"({e})") from None
+    base_name = base or meta["base"]["name_or_path"]
     clip, processor = load_clip(base_name)
     check_base(clip, meta, adapter_dir, base_name)
-    learner = ClipPromptLearner(clip, processor, cfg.adapter, dims, cfg.seed)
+    learner = ClipPromptLearner(clip, processor, cfg.adapter, meta["dimensions"], cfg.seed)
     learner.load_prompts(adapter_dir)
     return learner.eval(), meta
 

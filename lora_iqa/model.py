@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from transformers import (
     BertTokenizerFast,
     BlipConfig,
@@ -32,11 +33,14 @@ from transformers import (
     BlipProcessor,
 )
 
-from lora_iqa.config import AdapterConfig
+from lora_iqa.config import ADAPTER_METHODS, PROTOCOLS, REFERENCES, AdapterConfig
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.template import LEVELS
+from lora_iqa.template import DOMAINS, LEVELS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+# Weights are read from safetensors only: a .bin is a pickle, and unpickling can run code.
+SAFE_WEIGHTS = "model.safetensors"  # a full model's (and a base's)
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # a peft adapter's
 
 # peft target-module regexes (names inside BlipForConditionalGeneration)
 VISION_QKV = r"vision_model\.encoder\.layers\.\d+\.self_attn\.qkv"
@@ -103,14 +107,39 @@ def load_base(name_or_path: str, quantize: str = "none") -> tuple[BlipForConditi
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit", bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["decoder", "cls"])
-    try:
-        model = BlipForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+    try:  # safetensors only: a pytorch_model.bin is a pickle, which can run code when it is loaded
+        model = BlipForConditionalGeneration.from_pretrained(name_or_path, use_safetensors=True, **kwargs)
         processor = BlipProcessor.from_pretrained(name_or_path)
-    except (OSError, ValueError) as e:
-        raise LoraIqaError(f"{name_or_path}: cannot load a BLIP captioner ({str(e).splitlines()[0]})") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        raise load_error(name_or_path, "a BLIP captioner", e) from None
     check_level_words(processor.tokenizer)
     model.eval()
     return model, processor
+
+
+def load_error(name_or_path: str, what: str, e: Exception) -> LoraIqaError:
+    """One line for a checkpoint ``from_pretrained`` could not load; missing or corrupt weights are named as such."""
+    local = Path(name_or_path)
+    if local.is_dir() and not any(local.glob("*.safetensors")):
+        return missing_weights(local / SAFE_WEIGHTS, "*.bin")
+    why = first_line(e)
+    if isinstance(e, SafetensorError):
+        why = f"{SAFE_WEIGHTS}: corrupt or truncated safetensors ({why})"
+    return LoraIqaError(f"{name_or_path}: cannot load {what} ({why})")
+
+
+def missing_weights(weights: Path, pickles: str) -> LoraIqaError:
+    """``weights`` (safetensors) is missing: one line, naming a pickle beside it (glob ``pickles``) if there
+    is one, which is never loaded (unpickling can run code)."""
+    found = sorted(p.name for p in weights.parent.glob(pickles))
+    return LoraIqaError(f"{weights}: not found" + (f" (only {found[0]}, a pickle, which lora_iqa does not load: "
+                                                   "convert it to safetensors)" if found else ""))
+
+
+def first_line(e: Exception) -> str:
+    """An exception's first line (its type name when it has no message)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def check_level_words(tokenizer) -> list[int]:
@@ -351,26 +380,88 @@ def resolve_adapter(path_or_id: str | Path) -> Path:
 
 
 def read_meta(adapter_dir: str | Path) -> dict:
-    """The ``lora_iqa.json`` of an adapter (or full fine-tune) directory or Hub repo id."""
+    """The validated ``lora_iqa.json`` of an adapter (or full fine-tune) directory or Hub repo id.
+
+    Older adapters' defaults are filled in: protocol ``ss``, reference ``nr``, images 1, method from
+    ``config.adapter.method`` (else ``lora``). Anything else wrong is one line naming the file and key.
+    """
     root = resolve_adapter(adapter_dir)
     path = root / "lora_iqa.json"
     where = path if root == Path(adapter_dir) else f"{adapter_dir} (Hub): lora_iqa.json"
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise LoraIqaError(f"{where}: not found (is {adapter_dir} a lora_iqa adapter directory?)") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8 text, or not JSON
         raise LoraIqaError(f"{where}: unreadable ({e})") from None
+    return check_meta(meta, where)
+
+
+def check_meta(meta, where: str | Path) -> dict:
+    """``meta`` (a parsed lora_iqa.json) with its keys and their types checked and the defaults filled in."""
+    def bad(key: str, why: str) -> LoraIqaError:
+        return LoraIqaError(f"{where}: key '{key}' {why}")
+
+    def whole(v, least: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    if not isinstance(meta, dict):
+        raise LoraIqaError(f"{where}: not a JSON object (a JSON {type(meta).__name__})")
+    for key in ("dimensions", "base", "config"):
+        if key not in meta:
+            raise bad(key, "is missing")
+    config = meta["config"]
+    if not isinstance(config, dict):
+        raise bad("config", f"must be a mapping (the training config), not {config!r:.60}")
+    for key in ("adapter", "data"):
+        if not isinstance(config.get(key, {}), dict):
+            raise bad(f"config.{key}", "must be a mapping")
+    if "seed" in config and not whole(config["seed"], 0):
+        raise bad("config.seed", f"must be a whole number >= 0, not {config['seed']!r:.60}")
+    meta = {"method": config.get("adapter", {}).get("method", "lora"), "protocol": "ss", "reference": "nr",
+            "images": 1, **meta}
+    for key, allowed in (("method", ADAPTER_METHODS), ("protocol", PROTOCOLS), ("reference", REFERENCES)):
+        if not isinstance(meta[key], str) or meta[key] not in allowed:
+            raise bad(key, f"names an unknown {key} {meta[key]!r:.60} (expected one of {', '.join(allowed)})")
+    if "domain" in meta and (not isinstance(meta["domain"], str) or meta["domain"] not in DOMAINS):
+        raise bad("domain", f"names an unknown domain {meta['domain']!r:.60} (expected one of {', '.join(DOMAINS)})")
+    if not whole(meta["images"], 1):
+        raise bad("images", f"must be a whole number >= 1, not {meta['images']!r:.60}")
+    dims = meta["dimensions"]
+    if not isinstance(dims, list) or not dims or not all(isinstance(d, str) and d for d in dims):
+        raise bad("dimensions", f"must be a non-empty list of dimension names, not {dims!r:.60}")
+    base = meta["base"]
+    if not isinstance(base, dict):
+        raise bad("base", f"must be a mapping with name_or_path and fingerprint, not {base!r:.60}")
+    for key in ("name_or_path", "fingerprint"):
+        if not isinstance(base.get(key), str) or not base[key]:
+            raise bad(f"base.{key}", "is missing" if key not in base
+                      else f"must be a non-empty string, not {base[key]!r:.60}")
+    if "step" in meta and not whole(meta["step"], 0):
+        raise bad("step", f"must be a whole number >= 0, not {meta['step']!r:.60}")
+    if "metrics" in meta and not isinstance(meta["metrics"], dict):
+        raise bad("metrics", "must be a mapping")
+    return meta
+
+
+def require_adapter_weights(adapter_dir: str | Path) -> Path:
+    """A peft adapter directory's ``adapter_model.safetensors``; refused in one line if it is missing
+    (an ``adapter_model.bin`` is a pickle, which can run code when loaded: lora_iqa never reads one)."""
+    weights = Path(adapter_dir) / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise missing_weights(weights, "adapter_model*.bin")
+    return weights
 
 
 def load_trained(adapter_dir: str | Path, base: str | None = None):
     """Load an adapter directory (or Hub repo id) onto its base (or a full fine-tune): (model, processor, meta).
 
-    Refuses an adapter whose base fingerprint differs from the base it is loaded onto.
+    Weights are read from safetensors only. Refuses an adapter whose base fingerprint differs from the
+    base it is loaded onto.
     """
     adapter_dir = resolve_adapter(adapter_dir)
     meta = read_meta(adapter_dir)
-    if meta.get("method") == "clip_prompt":  # prompt tensors on a CLIP base: the learner scores like a model
+    if meta["method"] == "clip_prompt":  # prompt tensors on a CLIP base: the learner scores like a model
         from lora_iqa.clip_prompt import load_prompt_adapter
 
         learner, meta = load_prompt_adapter(adapter_dir, base)
@@ -378,20 +469,31 @@ def load_trained(adapter_dir: str | Path, base: str | None = None):
     if (adapter_dir / "adapter_config.json").exists():
         from peft import PeftModel
 
+        weights = require_adapter_weights(adapter_dir)
         base_name = base or meta["base"]["name_or_path"]
         model, processor = load_base(base_name)
         check_base(model, meta, adapter_dir, base_name)
         if multi_image(meta):
             add_image_index(model)
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter_dir))
+        except SafetensorError as e:
+            raise LoraIqaError(f"{weights}: corrupt or truncated safetensors ({first_line(e)})") from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            raise LoraIqaError(f"{adapter_dir}: cannot load the adapter ({type(e).__name__}: "
+                               f"{first_line(e)})") from None
     else:
         model, processor = load_base(str(adapter_dir))
         if multi_image(meta):  # transformers does not know the extra module: read its weight from the file
             from safetensors import safe_open
 
             add_image_index(model)
-            with safe_open(str(adapter_dir / "model.safetensors"), "pt") as f:
-                getattr(model, IMAGE_INDEX).weight.data.copy_(f.get_tensor(f"{IMAGE_INDEX}.weight"))
+            weights = adapter_dir / SAFE_WEIGHTS
+            try:
+                with safe_open(str(weights), "pt") as f:
+                    getattr(model, IMAGE_INDEX).weight.data.copy_(f.get_tensor(f"{IMAGE_INDEX}.weight"))
+            except (OSError, RuntimeError, SafetensorError) as e:
+                raise LoraIqaError(f"{weights}: no usable '{IMAGE_INDEX}.weight' ({first_line(e)})") from None
     model.eval()
     return model, processor, meta
 

@@ -111,7 +111,7 @@ def test_corrupt_or_mismatched_prompt_file_is_one_line(trained, tmp_path):
         load_prompt_adapter(bad)
     meta["config"]["adapter"]["n_ctx"] = 2
     (bad / "lora_iqa.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dimensions"}))
-    with pytest.raises(LoraIqaError, match=r"lora_iqa.json: invalid clip_prompt metadata \(KeyError: 'dimensions'\)"):
+    with pytest.raises(LoraIqaError, match=r"lora_iqa.json: key 'dimensions' is missing"):
         load_prompt_adapter(bad)
     meta["base"]["fingerprint"] = "0" * 16
     (bad / "lora_iqa.json").write_text(json.dumps(meta))
@@ -222,7 +222,7 @@ def _prompts(d) -> dict[str, torch.Tensor]:
 
 
 def test_resume_and_two_process_ddp_match_one_uninterrupted_run(tmp_path, clip_dir, natural):
-    """The prompts checkpoint and resume exactly (save_state / resume=auto), and `accelerate launch
+    """The prompts checkpoint and resume exactly (train.save_every / resume=auto), and `accelerate launch
     --multi_gpu --num_processes 2` (gloo DDP on CPU, batch split across ranks) ends on the same prompts."""
     import os
     import shutil
