@@ -211,7 +211,7 @@ def ensure_embedded_clip(progress: bool = True, rebuild: bool = False) -> Path:
     torch.manual_seed(0)
     model, processor = tiny_clip(tiny_tokenizer(), seed=0)
     losses = pretrain_stand_in(model, processor, progress=progress)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace_dir=True) as tmp:  # the cache's own folder
         model.save_pretrained(str(tmp))
         processor.save_pretrained(tmp)
         (tmp / "lora_iqa.json").write_text(json.dumps({

@@ -1,20 +1,21 @@
 """One Accelerate training loop for LoRA and full fine-tuning.
 
 Warmup + cosine schedule, gradient clipping, accumulation, fp32/bf16, validation with best-step
-selection, ``save_state`` checkpoints every N steps, and the DESIGN.md adapter directory at the end.
+selection, checkpoints every N steps (:mod:`lora_iqa.checkpoint`: JSON and safetensors, nothing
+unpickled on resume), and the DESIGN.md adapter directory at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,13 +27,15 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from lora_iqa import __version__
+from lora_iqa.checkpoint import (Progress, check_checkpointable, find_checkpoint, load_checkpoint,
+                                  save_checkpoint)
 from lora_iqa.clip_base import load_clip
 from lora_iqa.clip_prompt import TEMPLATE_VERSION as CLIP_TEMPLATE_VERSION
 from lora_iqa.clip_prompt import PromptTrainer, attach_prompts, generation_prompt
 from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.protocols import Sample, caption_of, protocol_samples
-from lora_iqa.errors import LoraIqaError, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text, check_writable_dir, remove_path
 from lora_iqa.evaluation import items_of, predict, protocol_metrics, selection_score
 from lora_iqa.metrics import fmt
 from lora_iqa.model import (Captioner, add_image_index, attach, count_params, fingerprint, load_base,
@@ -65,9 +68,15 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     ``caption_fn`` overrides the quality template as the caption source (used to pre-train a base).
     ``cfg.resume`` (``auto`` or a checkpoint path) continues a run exactly where its checkpoint left it.
     """
-    tc = cfg.train
     out = Path(cfg.output_dir)
     resume_from = find_checkpoint(out, cfg.resume)
+    with claim_output_dir(out, fresh=resume_from is None, overwrite=cfg.overwrite):
+        return _run(cfg, out, resume_from, base, caption_fn, progress)
+
+
+def _run(cfg: Config, out: Path, resume_from: Path | None, base, caption_fn: CaptionFn | None,
+         progress: bool) -> TrainResult:
+    tc = cfg.train
     # One process may run several trainings (demo, bench) with different precision/accumulation:
     # clear Accelerate's per-run singletons; the distributed PartialState is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -105,7 +114,8 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     d = cfg.data
     train_s, val_s = (protocol_samples(manifest.split(split), cfg.protocol, cfg.reference, template.dimensions,
                                        cfg.seed + i, d.k, d.per_image, d.same_content, d.similar_below, d.window,
-                                       progress and accelerator.is_main_process and split == "train")
+                                       check=accelerator.is_main_process,  # a bad image stops it before it starts
+                                       progress=progress and accelerator.is_main_process)
                       for i, split in enumerate(("train", "val")))
     if not train_s or not val_s:
         raise LoraIqaError(f"{manifest.path}: needs rows in both the train and val splits")
@@ -152,9 +162,10 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
     wrapped = PromptTrainer(model) if prompts else Captioner(model, n_images > 1)
     model, optimizer, loader, val_loader, scheduler = accelerator.prepare(wrapped, optimizer, loader, val_loader, scheduler)
     state = Progress()
-    accelerator.register_for_checkpointing(state)
+    if tc.save_every or resume_from is not None:
+        check_checkpointable(accelerator)
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
+        load_checkpoint(resume_from, accelerator, model, optimizer, scheduler, state, base_fp)
         accelerator.print(f"resumed from {resume_from} at step {state.step}")
     tracker = Tracker(accelerator, cfg, out, state.tracker_id)
     state.tracker_id = tracker.run_id
@@ -169,6 +180,10 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
             model.train()
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
+                if not torch.isfinite(accelerator.reduce(loss.detach(), "sum")):  # every rank stops together
+                    raise LoraIqaError(f"{out}: the training loss is non-finite ({loss.item()}) at step "
+                                       f"{state.step + 1}; stopped, nothing saved (lower 'train.lr', or check "
+                                       "the base and the data)")
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(params, tc.max_grad_norm)
@@ -199,7 +214,7 @@ def run(cfg: Config, base=None, caption_fn: CaptionFn | None = None, progress: b
                     state.best_items = items
                     state.best_state = _trainable_state(model, accelerator)
             if tc.save_every and step % tc.save_every == 0:
-                _save_checkpoint(accelerator, out, step)
+                save_checkpoint(out, step, accelerator, model, optimizer, scheduler, state, base_fp)
             if step >= tc.max_steps:
                 break
         else:
@@ -286,42 +301,49 @@ class ByEpoch(torch.utils.data.Dataset):
         return epoch, idx, self.samples[idx]
 
 
-class Progress:
-    """Loop position and best-so-far, saved in every checkpoint (``register_for_checkpointing``)."""
-
-    def __init__(self) -> None:
-        self.step = self.epoch = self.batch = 0  # optimizer steps; epoch; batches consumed in this epoch
-        self.best_score, self.best_step = -math.inf, 0
-        self.best_metrics: dict = {}
-        self.best_items: list = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.losses: list[float] = []  # training loss per optimizer step
-        self.curve: list[dict] = []  # validation SRCC per dimension at each evaluation
-        self.tracker_id = ""  # the W&B run id, so a resumed run logs into the same run
-
-    def state_dict(self) -> dict:
-        return {"json": json.dumps({k: getattr(self, k) for k in ("step", "epoch", "batch", "best_score", "best_step",
-                                                                    "best_metrics", "best_items", "losses", "curve", "tracker_id")}),
-                "best_state": self.best_state}
-
-    def load_state_dict(self, sd: dict) -> None:
-        for k, v in json.loads(sd["json"]).items():
-            setattr(self, k, v)
-        self.best_state = sd["best_state"]
+LOCK = ".lora_iqa.lock"  # held by the training that writes an output_dir; also marks the folder as a run's
+RUN_MARKERS = ("lora_iqa.json", "checkpoints", LOCK)
 
 
-def find_checkpoint(out: Path, resume: str) -> Path | None:
-    """``none`` -> None; ``auto`` -> the newest complete checkpoint under ``out/checkpoints`` (or None);
-    a path -> that checkpoint (it must exist)."""
-    if resume == "none":
-        return None
-    if resume == "auto":
-        found = sorted((out / "checkpoints").glob("step_*")) if (out / "checkpoints").is_dir() else []
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / "custom_checkpoint_0.pkl").is_file():
-        raise LoraIqaError(f"{path}: not a lora_iqa checkpoint (key 'resume'; expected a checkpoints/step_* folder)")
-    return path
+@contextlib.contextmanager
+def claim_output_dir(out: Path, fresh: bool, overwrite: bool) -> Iterator[None]:
+    """Hold ``out`` for this training (main process only), checked before any work.
+
+    Another live training's folder is refused. A ``fresh`` run (nothing to resume) into a folder that
+    holds another run is refused unless ``overwrite``, which then clears it, so no earlier file can be
+    taken for this run's; a folder that is not a run's and not empty is never written into.
+    """
+    if not partial_state().is_main_process:
+        yield
+        return
+    if out.exists() and not out.is_dir():
+        raise LoraIqaError(f"{out}: output_dir exists and is not a directory")
+    check_writable_dir(out)
+    lock = out / LOCK
+    others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    if fresh and others and not lock.exists() and not any(p in RUN_MARKERS for p in others):
+        raise LoraIqaError(f"{out}: output_dir is not empty and holds no lora_iqa run "
+                           f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose a new one")
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise LoraIqaError(f"{out}: another training (pid {f.read().strip() or '?'}) is writing into this "
+                               "output_dir; wait for it or choose another output_dir") from None
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+        if fresh and others:
+            if not overwrite:
+                raise LoraIqaError(f"{out}: output_dir holds another run ({', '.join(others[:4])}"
+                                   f"{', ...' if len(others) > 4 else ''}); set overwrite=true to replace it, "
+                                   "or resume=auto to continue it")
+            for name in others:
+                remove_path(out / name)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
 
 
 def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -352,28 +374,6 @@ def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
     unwrapped = accelerator.unwrap_model(model).model
     names = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
     return {n: t.detach().clone() for n, t in unwrapped.state_dict().items() if n in names}
-
-
-def _save_checkpoint(accelerator: Accelerator, out: Path, step: int) -> None:
-    """``save_state`` into one temporary folder shared by every rank, renamed into place by rank 0 once all
-    ranks have written: the last good checkpoint survives a crash. The last two are kept."""
-    ckpts = out / "checkpoints"
-    final = ckpts / f"step_{step:07d}"
-    tmp = ckpts / f".{final.name}.tmp"
-    if accelerator.is_main_process:
-        for junk in ckpts.glob(".step_*.tmp"):  # left by a killed run
-            shutil.rmtree(junk, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():  # the same step saved again after a resume
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in sorted(ckpts.glob("step_*"))[:-2]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
 
 
 def save_trained(model, processor, out: Path, meta: dict, state_dict: dict | None = None) -> None:

@@ -299,8 +299,8 @@ def test_wandb_offline_tracking(tmp_path, base_dir, manifest, monkeypatch):
     first_id = init_kw["id"]
     cfg2 = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", f"base={base_dir}", "tracking=wandb",
                               "train.max_steps=6", "train.batch_size=16", "train.eval_every=3", "train.save_every=3",
-                              "resume=auto"])
-    run(cfg2, progress=False)  # no checkpoint yet: a fresh run with a new id, saving checkpoints
+                              "resume=auto", "overwrite=true"])
+    run(cfg2, progress=False)  # no checkpoint yet: a fresh run (replacing the first) with a new id, saving checkpoints
     second_id = calls["init"][-1][1]["id"]
     assert second_id != first_id
     shutil.rmtree(out / "checkpoints" / "step_0000006")
