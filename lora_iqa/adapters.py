@@ -25,7 +25,7 @@ import torch
 
 from lora_iqa.config import PROTOCOLS
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.model import add_image_index, check_base, load_base, read_meta, resolve_adapter
+from lora_iqa.model import add_image_index, check_base, load_base, read_meta, require_adapter_weights, resolve_adapter
 from lora_iqa.predict import logit_scores, preference_scores, ranking_scores
 from lora_iqa.template import Template
 
@@ -80,6 +80,7 @@ class AdapterSet:
                                f"(from {self._meta[name]['dir']}); pass another name")
         from peft import PeftModel
 
+        require_adapter_weights(path)  # safetensors only: peft would also read an adapter_model.bin pickle
         if self.model is None:
             base_name = self.base or meta["base"].get("name_or_path")
             if not base_name:

@@ -484,7 +484,7 @@ def _push(args) -> None:
 def _sweep(args) -> None:
     from lora_iqa.sweep import run_sweep
 
-    run_sweep(args.sweep, check_writable_dir(args.out))
+    run_sweep(args.sweep, Path(args.out))
 
 
 def _bench(args) -> None:

@@ -118,7 +118,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | bf16 | fp16
     eval_every: int = 50
-    save_every: int = 100  # save_state checkpoints; 0 disables
+    save_every: int = 100  # checkpoints (lora_iqa.checkpoint) every N steps; 0 disables
     eval_batch_size: int = 64
     augment: bool = True  # random flips / 90-degree rotations of the training images
     select_best: bool = True  # keep the step with the best validation mean SRCC (else the last step)
@@ -184,7 +184,7 @@ class Config:
     protocol: str = "ss"
     reference: str = "nr"  # nr | fr: fr also shows the model the clean reference of the stimuli's content
     base: str = "embedded"
-    resume: str = "none"  # none | auto | PATH of a save_state checkpoint
+    resume: str = "none"  # none | auto | PATH of a checkpoints/step_* folder
     tracking: str = "none"  # none | wandb | tensorboard ... (anything Accelerate's log_with accepts)
     quantize: str = "none"  # none | 4bit | 8bit: load the base through bitsandbytes and train LoRA on it (QLoRA)
     overwrite: bool = False  # a fresh run may replace (clear) an output_dir that holds another run

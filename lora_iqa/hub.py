@@ -23,8 +23,7 @@ from lora_iqa.model import read_meta
 META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
 LIBRARY = {"lora": "peft", "clip_prompt": "lora_iqa"}  # the model card's library_name per adapter method
-FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")  # safetensors only: lora_iqa loads no pickle
 FULL_PROCESSOR = ("processor_config.json", "preprocessor_config.json")
 SKIP_DIRS = ("checkpoints", "wandb")  # training state and tracker logs, not the adapter
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete", ".lock", ".swp", "~")

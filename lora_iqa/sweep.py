@@ -19,7 +19,7 @@ from typing import Any
 
 
 from lora_iqa.config import Config, load_config, read_yaml_mapping
-from lora_iqa.errors import LoraIqaError, atomic_write_text, save_fig
+from lora_iqa.errors import LoraIqaError, atomic_write_text, check_writable_dir, save_fig
 from lora_iqa.metrics import fmt
 
 METHODS = ("grid", "random", "bayes")
@@ -167,6 +167,7 @@ def run_sweep(path: str | Path, out: str | Path, progress: bool = True) -> dict:
 
     sweep, out = read_sweep(path), Path(out)
     points = validate(sweep, out)
+    check_writable_dir(out)  # after the sweep is valid, before anything trains
     if sweep.method != "grid":
         print(f"note: method '{sweep.method}' needs a W&B server; running the grid of the listed values instead")
     bases: dict[str, str] = {}

@@ -301,8 +301,8 @@ class ByEpoch(torch.utils.data.Dataset):
         return epoch, idx, self.samples[idx]
 
 
-LOCK = ".lora_iqa.lock"  # held by the training that writes an output_dir; also marks the folder as a run's
-RUN_MARKERS = ("lora_iqa.json", "checkpoints", LOCK)
+LOCK = ".lora_iqa.lock"  # held by the training that writes an output_dir; left by a killed one
+RUN_MARKERS = ("lora_iqa.json", "checkpoints", "wandb", LOCK)  # what makes a folder a run's
 
 
 @contextlib.contextmanager
@@ -324,6 +324,7 @@ def claim_output_dir(out: Path, fresh: bool, overwrite: bool) -> Iterator[None]:
     if fresh and others and not lock.exists() and not any(p in RUN_MARKERS for p in others):
         raise LoraIqaError(f"{out}: output_dir is not empty and holds no lora_iqa run "
                            f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose a new one")
+    left_by_a_killed_run = lock.exists()
     with open(lock, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -332,18 +333,20 @@ def claim_output_dir(out: Path, fresh: bool, overwrite: bool) -> Iterator[None]:
             raise LoraIqaError(f"{out}: another training (pid {f.read().strip() or '?'}) is writing into this "
                                "output_dir; wait for it or choose another output_dir") from None
         others = sorted(p.name for p in out.iterdir() if p.name != LOCK)
-        if fresh and others:
-            if not overwrite:
-                raise LoraIqaError(f"{out}: output_dir holds another run ({', '.join(others[:4])}"
-                                   f"{', ...' if len(others) > 4 else ''}); set overwrite=true to replace it, "
-                                   "or resume=auto to continue it")
-            for name in others:
-                remove_path(out / name)
+        if fresh and others and not overwrite:
+            if not left_by_a_killed_run:
+                lock.unlink()
+            raise LoraIqaError(f"{out}: output_dir holds another run ({', '.join(others[:4])}"
+                               f"{', ...' if len(others) > 4 else ''}); set overwrite=true to replace it, "
+                               "or resume=auto to continue it")
+        for name in others if fresh else ():
+            remove_path(out / name)
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
         yield
+        lock.unlink()  # done (still held: nobody else took it); a failed or killed run's stays, marking its folder
 
 
 def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

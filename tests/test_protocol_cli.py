@@ -210,9 +210,11 @@ def test_eval_ds_out_recomputes_from_items(adapters, manifest, tmp_path, capsys)
     from lora_iqa.template import CT_DIMENSIONS
 
     out = tmp_path / "ds" / "eval.json"
-    assert main(["eval", "--adapter", str(adapters["ds_nr"]), "--data", str(manifest), "--out", str(out)]) == 0
+    code = main(["eval", "--adapter", str(adapters["ds_nr"]), "--data", str(manifest), "--out", str(out)])
     printed = capsys.readouterr().out
     res = json.loads(out.read_text())
+    failed = sum(it.get("status") == "failed" for r in (res, res["caption"]) for it in r["items"])
+    assert code == (3 if failed else 0)  # an unreadable caption is a failed item
     assert (res["protocol"], res["reference"], res["split"], res["method"], res["seed"]) == ("ds", "nr", "test", "logits", 7)
     test = read_manifest(manifest, CT_DIMENSIONS).split("test")
     want = protocol_samples(test, "ds", "nr", CT_DIMENSIONS, seed=7, k=4, per_image=1)  # the adapter's seed + 2

@@ -13,6 +13,7 @@ from lora_iqa.cli import _parser, main
 from lora_iqa.config import Config
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.template import CT_DIMENSIONS
+from lora_iqa.train import LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((ROOT / "recipes" / "sweeps").glob("*.yaml"))
@@ -233,8 +234,9 @@ def test_local_sweep_end_to_end_and_resume(tmp_path, monkeypatch, capsys, manife
     for a, b in zip(again["runs"], result["runs"]):
         assert (a["metrics"], a["best_step"], a["trainable_params"]) == (b["metrics"], b["best_step"], b["trainable_params"])
 
-    # A point whose adapter dir lacks lora_iqa.json (e.g. a crash) is the only one rerun.
+    # A point whose adapter dir lacks lora_iqa.json (a crash: its lock file is left) is the only one rerun.
     (out / "tiny" / "r=4" / "lora_iqa.json").unlink()
+    (out / "tiny" / "r=4" / LOCK).write_text("999999999")
     assert main(["sweep", str(path), "--out", str(out)]) == 0
     assert [c.adapter.r for c in calls] == [4]
     capsys.readouterr()

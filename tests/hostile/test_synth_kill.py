@@ -85,9 +85,9 @@ def test_kill_9_takes_the_workers_along_and_a_rerun_cleans_up(tmp_path):
 
 def _temps(parent: Path, name: str) -> dict[str, Path]:
     """A killed writer's temporary, a live writer's, one without a pid, and another output's."""
-    made = {"dead": parent / f".{name}.{DEAD_PID}.abc.tmp", "live": parent / f".{name}.{os.getpid()}.k2x9_q1z.tmp",
-            "no pid": parent / f".{name}.abc12345.tmp", "other": parent / f".{name}x.{DEAD_PID}.abc.tmp",
-            "dead file": parent / f".{name}.{DEAD_PID}.zz9.tmp"}
+    made = {"dead": parent / f".{name}.{DEAD_PID}.abc_1234.tmp", "live": parent / f".{name}.{os.getpid()}.k2x9_q1z.tmp",
+            "no pid": parent / f".{name}.abc12345.tmp", "other": parent / f".{name}x.{DEAD_PID}.abc_1234.tmp",
+            "dead file": parent / f".{name}.{DEAD_PID}.zz9abcde.tmp"}
     for key, p in made.items():
         if key == "dead file":
             p.write_text("half a manifest")
