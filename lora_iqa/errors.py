@@ -102,6 +102,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def reason(e: BaseException) -> str:
+    """A short one-line description of an exception from the OS or a third-party reader (an OS error
+    without its path, which the caller's message names already)."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    first = first if len(first) <= 200 else first[:197] + "..."
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     with atomic_path(path) as tmp:

@@ -20,7 +20,7 @@ from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from lora_iqa.errors import LoraIqaError, atomic_path
+from lora_iqa.errors import LoraIqaError, atomic_path, reason
 
 DEFAULT_WINDOW: tuple[float, float] = (40.0, 400.0)  # (level/center, width): soft tissue, in HU
 MIN_SIDE = 16  # px: below this an image shows no quality to judge (a 1x1 white PNG scored "excellent")
@@ -192,7 +192,7 @@ def _check_file(path: str | os.PathLike) -> Path:
     except (FileNotFoundError, NotADirectoryError):
         raise LoraIqaError(f"{_shown(path)}: file not found") from None
     except (OSError, ValueError) as e:  # a link loop, a name too long, a NUL byte, no permission...
-        raise LoraIqaError(f"{_shown(path)}: cannot open ({_reason(e)})") from None
+        raise LoraIqaError(f"{_shown(path)}: cannot open ({reason(e)})") from None
     if not stat.S_ISREG(mode):
         raise LoraIqaError(f"{path}: not a file")
     return path
@@ -208,18 +208,8 @@ def _has_dicm_magic(path: Path) -> bool:
         with open(path, "rb") as f:
             head = f.read(132)
     except OSError as e:
-        raise LoraIqaError(f"{path}: cannot read ({_reason(e)})") from e
+        raise LoraIqaError(f"{path}: cannot read ({reason(e)})") from e
     return head[128:132] == b"DICM"
-
-
-def _reason(e: BaseException) -> str:
-    """A short one-line description of an exception from the OS or a third-party reader."""
-    if isinstance(e, OSError) and e.strerror:  # without the path, which the message names already
-        return e.strerror
-    text = str(e).strip().splitlines()
-    first = text[0] if text else ""
-    first = first if len(first) <= 200 else first[:197] + "..."
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def _check_size(path: Path, width: int, height: int) -> None:
@@ -345,7 +335,7 @@ def _load_pillow(path: Path, max_side: int | None) -> np.ndarray:
     except LoraIqaError:
         raise
     except Exception as e:  # Pillow raises many types for unreadable, corrupt or truncated files
-        raise LoraIqaError(f"{path}: cannot read image ({_reason(e)})") from e
+        raise LoraIqaError(f"{path}: cannot read image ({reason(e)})") from e
 
 
 def _pillow_samples(im: Image.Image, path: Path, orientation: object, max_side: int | None) -> np.ndarray:
@@ -409,7 +399,7 @@ def _load_tiff_deep(path: Path, orientation: object, max_side: int | None) -> np
             if page.axes.startswith("S") and arr.ndim == 3:  # planar (separate) configuration
                 arr = np.moveaxis(arr, 0, -1)
     except Exception as e:
-        raise LoraIqaError(f"{path}: cannot read TIFF ({_reason(e)})") from e
+        raise LoraIqaError(f"{path}: cannot read TIFF ({reason(e)})") from e
     return _to_unit(_orient(_channels(arr, path), orientation), path, "image", max_side)
 
 
@@ -437,7 +427,7 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, pydicom.Dataset]:
     except Exception as e:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         what = f"cannot decode {ts.name} pixel data" if ts and ts.is_compressed else "cannot read DICOM"
-        raise LoraIqaError(f"{path}: {what} ({_reason(e)})") from e
+        raise LoraIqaError(f"{path}: {what} ({reason(e)})") from e
     if arr.size == 0 or arr.ndim not in (2, 3):
         raise LoraIqaError(f"{path}: DICOM image is empty or has unsupported shape {arr.shape}")
     _check_size(path, arr.shape[1], arr.shape[0])
@@ -463,7 +453,7 @@ def _to_hu(arr: np.ndarray, ds: pydicom.Dataset, path: Path) -> np.ndarray:
         slope = float(ds.get("RescaleSlope", 1) or 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
     except (TypeError, ValueError) as e:
-        raise LoraIqaError(f"{path}: invalid RescaleSlope/RescaleIntercept ({_reason(e)})") from e
+        raise LoraIqaError(f"{path}: invalid RescaleSlope/RescaleIntercept ({reason(e)})") from e
     return (arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)).astype(np.float32)
 
 

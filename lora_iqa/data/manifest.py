@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from lora_iqa.errors import LoraIqaError, atomic_write_text
+from lora_iqa.errors import LoraIqaError, atomic_write_text, reason
 
 RESERVED = ("image", "split", "content", "reference")
 REQUIRED = ("image", "split", "content")
@@ -282,4 +282,4 @@ def _reason(e: BaseException) -> str:
     """Why the OS refused a path, without repeating the path."""
     if isinstance(e, RuntimeError):  # Path.resolve's symlink loop before Python 3.13
         return "symbolic link loop"
-    return (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+    return reason(e)

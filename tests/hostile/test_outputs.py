@@ -81,21 +81,8 @@ def test_eval_out_unwritable_is_refused_first(adapter_dir, manifest, tmp_path, c
     assert f.read_text() == "keep"
 
 
-def test_train_output_dir_is_a_file_refused_before_training(base_dir, manifest, tmp_path, capsys, monkeypatch):
-    f = tmp_path / "run"
-    f.write_text("keep")
-    import lora_iqa.train
-
-    monkeypatch.setattr(lora_iqa.train, "load_base", _must_not_run)
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("{}\n")
-    assert main(["train", str(recipe), f"output_dir={f}", f"data.manifest={manifest}", f"base={base_dir}",
-                 *TRAIN]) == 1
-    one_error_line(capsys, f)
-    assert f.read_text() == "keep"
-
-
-def test_train_output_dir_under_a_file_refused_before_training(base_dir, manifest, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["out_is_file", "parent_is_file"])
+def test_train_output_dir_on_a_file_refused_before_training(base_dir, manifest, tmp_path, capsys, monkeypatch, where):
     f = tmp_path / "a_file"
     f.write_text("keep")
     import lora_iqa.train
@@ -103,9 +90,11 @@ def test_train_output_dir_under_a_file_refused_before_training(base_dir, manifes
     monkeypatch.setattr(lora_iqa.train, "load_base", _must_not_run)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("{}\n")
-    assert main(["train", str(recipe), f"output_dir={f / 'run'}", f"data.manifest={manifest}", f"base={base_dir}",
+    out = f if where == "out_is_file" else f / "run"
+    assert main(["train", str(recipe), f"output_dir={out}", f"data.manifest={manifest}", f"base={base_dir}",
                  *TRAIN]) == 1
     one_error_line(capsys, f)
+    assert f.read_text() == "keep"
 
 
 # --- class 4: an old run's files ----------------------------------------------------------------------
