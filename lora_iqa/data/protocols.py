@@ -27,6 +27,9 @@ from lora_iqa.template import Template, render_preference, render_ranking
 # resizes every image whole to its input size (96 px embedded, 384 px BLIP-base), so a huge photo
 # costs its decoded 8-bit size once, never gigabytes of float.
 MAX_SIDE = 2048
+# A training keeps at most this much of its decoded images (per split); beyond it, images are read per
+# batch. Small sets train at in-memory speed, large ones in bounded memory.
+KEEP_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -75,21 +78,26 @@ def protocol_samples(items: Sequence[Item], protocol: str, reference: str, dimen
     """Samples of ``protocol`` (ss | ds | ms) over ``items`` (one split), ``reference`` nr or fr.
 
     ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``k``. Images are
-    :class:`ImageFile` s, read when a batch uses them. ``check`` reads every image once now (and drops
-    it), so that a bad file stops a training before it starts (``progress``: with a bar). Reproducible by ``seed``.
+    :class:`ImageFile` s, read when a batch uses them. ``check`` (training) reads every image once now,
+    so that a bad file stops a training before it starts (``progress``: with a bar), and keeps the
+    decoded images up to ``KEEP_BYTES`` in all; the rest are read again when used. Reproducible by ``seed``.
     """
     if reference == "fr":
         missing = [it for it in items if it.reference is None]
         if missing:
             raise LoraIqaError(f"{missing[0].image}: full-reference protocols need the manifest column 'reference'")
-    files = {p: ImageFile(p, window) for it in items for p in (it.image, it.reference) if p is not None}
+    files: dict = {p: ImageFile(p, window) for it in items
+                   for p in ((it.image, it.reference) if reference == "fr" else (it.image,))}
     if check:
         from tqdm.auto import tqdm
 
-        for f in tqdm(files.values(), desc="check images", unit="img", leave=False, disable=not progress):
-            f.load()
+        kept = 0
+        for path, f in tqdm(list(files.items()), desc="check images", unit="img", leave=False, disable=not progress):
+            img = f.load()
+            if kept + img.nbytes <= KEEP_BYTES:  # read once now: a training reads each many times
+                files[path], kept = img, kept + img.nbytes
 
-    def with_ref(stimuli: tuple[Item, ...]) -> tuple[ImageFile, ...]:
+    def with_ref(stimuli: tuple[Item, ...]) -> tuple[ImageFile | np.ndarray, ...]:
         return tuple(files[it.image] for it in stimuli) + ((files[stimuli[0].reference],) if reference == "fr" else ())
 
     n = per_image * len(items)

@@ -56,3 +56,14 @@ def test_predict_decodes_per_batch(manifest, adapter_dir, monkeypatch):
     preds = predict(model, processor, samples, Template(), "logits", batch_size=16)
     assert len(preds) == 112 and counter.calls >= 112
     assert counter.peak <= 16  # at most one batch of decoded images alive at a time
+
+
+def test_training_keeps_decoded_images_only_up_to_its_budget(manifest, monkeypatch):
+    import lora_iqa.data.protocols as protocols
+
+    m = read_manifest(manifest, CT_DIMENSIONS)
+    one = protocols.ImageFile(m.split("train")[0].image).load().nbytes
+    monkeypatch.setattr(protocols, "KEEP_BYTES", 3 * one)  # room for three of the train split's images
+    samples = protocol_samples(m.split("train"), "ss", "nr", CT_DIMENSIONS, seed=0, check=True)
+    kinds = [type(s.images[0]) for s in samples]
+    assert len(samples) == 112 and kinds.count(np.ndarray) == 3 and kinds.count(protocols.ImageFile) == 109
