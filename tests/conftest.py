@@ -171,6 +171,15 @@ def captions(n: int, seed: int = 0) -> list[str]:
     return [t.render({d: rng.randint(0, 4) for d in t.dimensions}) for _ in range(n)]
 
 
+def free_port() -> int:
+    """A free loopback port: each DDP launch gets its own, so tests can run side by side (pytest -n 2)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def one_error_line(capsys, *names: str) -> str:
     """Assert stderr is exactly one ``lora-iqa: error:`` line (no traceback) naming each of ``names``."""
     err = capsys.readouterr().err

@@ -14,6 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
+from conftest import free_port
 from lora_iqa.clip_base import distortion_caption, load_clip, tiny_tokenizer
 from lora_iqa.clip_prompt import ANTONYMS, WEIGHTS_NAME, ClipPromptLearner, load_prompt_adapter
 from lora_iqa.config import AdapterConfig, load_config
@@ -249,7 +250,7 @@ def test_resume_and_two_process_ddp_match_one_uninterrupted_run(tmp_path, clip_d
     recipe.write_text(yaml.safe_dump(cfg.to_dict()))
     script = Path(__file__).resolve().parents[1] / "recipes" / "train.py"
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                           str(script), str(recipe)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                           "--main_process_port", str(free_port()), str(script), str(recipe)], env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = Path(cfg.output_dir)

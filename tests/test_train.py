@@ -13,7 +13,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import BlipForConditionalGeneration
 
-from conftest import tiny_base
+from conftest import free_port, tiny_base
 from lora_iqa.config import config_from_dict, load_config
 from lora_iqa.evaluation import evaluate
 from lora_iqa.model import fingerprint, load_trained
@@ -324,7 +324,7 @@ def test_two_process_ddp_matches_one_process_and_resumes_exactly(tmp_path, base_
 
     def launch(*overrides: str) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-                               "2", str(script), str(recipe), *overrides],
+                               "2", "--main_process_port", str(free_port()), str(script), str(recipe), *overrides],
                               env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import one_error_line
+from conftest import free_port, one_error_line
 from lora_iqa.cli import main
 from lora_iqa.config import load_config
 from lora_iqa.errors import LoraIqaError
@@ -185,7 +185,7 @@ def test_a_checkpoint_of_another_world_size_is_one_line(tmp_path, base_dir, mani
     rec = recipe(tmp_path, base_dir, manifest, max_steps=2)
     two = tmp_path / "two"
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                           str(script), str(rec), f"output_dir={two}"],
+                           "--main_process_port", str(free_port()), str(script), str(rec), f"output_dir={two}"],
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "one"
