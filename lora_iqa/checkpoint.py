@@ -112,7 +112,7 @@ def save_checkpoint(out: Path, step: int, accelerator, model, optimizer, schedul
     accelerator.wait_for_everyone()
     save_file(_rng_state(), str(tmp / f"rng_{accelerator.process_index}.safetensors"))
     if accelerator.is_main_process:  # DDP: the weights and the optimizer are the same on every rank
-        save_file(_cpu(_trainable(accelerator, model)), str(tmp / MODEL))
+        save_file(_cpu(trainable_params(accelerator, model)), str(tmp / MODEL))
         if progress.best_state is not None:
             save_file(_cpu(progress.best_state), str(tmp / BEST))
         opt = optimizer.state_dict()
@@ -164,7 +164,7 @@ def load_checkpoint(path: Path, accelerator, model, optimizer, scheduler, progre
             _check_like(state["scaler"], scaler.state_dict(), "scaler")
             scaler.load_state_dict(state["scaler"])
         accelerator.step = int(state["accelerator_step"])
-    params = _trainable(accelerator, model)
+    params = trainable_params(accelerator, model)
     with _reading(path / MODEL) as f:
         weights = load_file(str(f))
         _check_tensors(weights, params)
@@ -214,7 +214,7 @@ def _reading(path: Path) -> Iterator[Path]:
         raise LoraIqaError(f"{path}: cannot resume from this checkpoint file ({type(e).__name__}: {why})") from None
 
 
-def _trainable(accelerator, model) -> dict[str, torch.nn.Parameter]:
+def trainable_params(accelerator, model) -> dict[str, torch.nn.Parameter]:
     """The trainable parameters of the wrapped model (``Captioner`` / ``PromptTrainer``'s ``.model``) by name,
     tied weights once, in the optimizer's order; ``Progress.best_state`` uses the same names."""
     return {n: p for n, p in accelerator.unwrap_model(model).model.named_parameters() if p.requires_grad}

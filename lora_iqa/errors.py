@@ -102,6 +102,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's first non-blank line (its type name when it has no message)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 def reason(e: BaseException) -> str:
     """A short one-line description of an exception from the OS or a third-party reader (an OS error
     without its path, which the caller's message names already)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from lora_iqa.errors import LoraIqaError
+from lora_iqa.errors import LoraIqaError, first_line
 from lora_iqa.model import read_meta
 
 META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
@@ -41,7 +41,7 @@ def push(adapter_dir: str | Path, repo_id: str, private: bool = False, endpoint:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise LoraIqaError(f"--repo-id {repo_id}: not a valid Hub repo id ({_first_line(e)})") from None
+        raise LoraIqaError(f"--repo-id {repo_id}: not a valid Hub repo id ({first_line(e)})") from None
     root = Path(adapter_dir)
     meta, files = check_dir(root)
     token = get_token()
@@ -146,7 +146,7 @@ def _check_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LoraIqaError(f"{path}: unreadable ({_first_line(e)})") from None
+        raise LoraIqaError(f"{path}: unreadable ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise LoraIqaError(f"{path}: not a JSON object")
     return data
@@ -162,7 +162,7 @@ def _check_safetensors(path: Path) -> None:
     except LoraIqaError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError on a bad header / truncation
-        raise LoraIqaError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+        raise LoraIqaError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
 
 
 def _check_card(path: Path, meta: dict, kind: str) -> None:
@@ -170,7 +170,7 @@ def _check_card(path: Path, meta: dict, kind: str) -> None:
     try:
         data = card_metadata(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise LoraIqaError(f"{path}: unreadable model card metadata ({_first_line(e)})") from None
+        raise LoraIqaError(f"{path}: unreadable model card metadata ({first_line(e)})") from None
     if data is None:
         raise LoraIqaError(f"{path}: no YAML metadata block (--- ... ---) at the top of the model card")
     want = {"base_model": meta["base"]["name_or_path"], "library_name": LIBRARY.get(kind, "transformers")}
@@ -188,6 +188,3 @@ def _summary(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__

@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from lora_iqa.config import ADAPTER_METHODS, PROTOCOLS, REFERENCES, AdapterConfig
-from lora_iqa.errors import LoraIqaError
+from lora_iqa.errors import LoraIqaError, first_line
 from lora_iqa.template import DOMAINS, LEVELS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
@@ -134,12 +134,6 @@ def missing_weights(weights: Path, pickles: str) -> LoraIqaError:
     found = sorted(p.name for p in weights.parent.glob(pickles))
     return LoraIqaError(f"{weights}: not found" + (f" (only {found[0]}, a pickle, which lora_iqa does not load: "
                                                    "convert it to safetensors)" if found else ""))
-
-
-def first_line(e: Exception) -> str:
-    """An exception's first line (its type name when it has no message)."""
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 def check_level_words(tokenizer) -> list[int]:

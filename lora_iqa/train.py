@@ -28,7 +28,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from lora_iqa import __version__
 from lora_iqa.checkpoint import (Progress, check_checkpointable, find_checkpoint, load_checkpoint,
-                                  save_checkpoint)
+                                  save_checkpoint, trainable_params)
 from lora_iqa.clip_base import load_clip
 from lora_iqa.clip_prompt import TEMPLATE_VERSION as CLIP_TEMPLATE_VERSION
 from lora_iqa.clip_prompt import PromptTrainer, attach_prompts, generation_prompt
@@ -374,9 +374,7 @@ def _validate(accelerator, model, processor, samples, val_loader, template, prot
 
 
 def _trainable_state(model, accelerator) -> dict[str, torch.Tensor]:
-    unwrapped = accelerator.unwrap_model(model).model
-    names = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
-    return {n: t.detach().clone() for n, t in unwrapped.state_dict().items() if n in names}
+    return {n: p.detach().clone() for n, p in trainable_params(accelerator, model).items()}
 
 
 def save_trained(model, processor, out: Path, meta: dict, state_dict: dict | None = None) -> None:
