@@ -1,4 +1,4 @@
-"""An adapter set (lora_iqa.adapters.AdapterSet): switching vs reloading, and mixed-batch throughput.
+"""An adapter set (lora_iqa.methods.blip.adapter_set.AdapterSet): switching vs reloading, and mixed-batch throughput.
 
 On the embedded base (cached; built on first use) and SYNTHETIC CT (``SynthCTConfig(n=160, size=96,
 seed=0, per_content=8)``), trains two SMALL ss LoRA adapters (30 steps each, seeds 0 and 1: enough to
@@ -6,7 +6,7 @@ make them differ, not to make them good), loads both into one AdapterSet, and me
 
 1. switch latency: ``AdapterSet.use`` alternating between the two adapters, median and p95 over
    ``--switches`` switches (``time.perf_counter_ns``), and the same through peft's ``set_adapter``;
-2. reload latency: ``lora_iqa.model.load_trained`` (base + adapter from disk), median over ``--reloads``;
+2. reload latency: ``lora_iqa.methods.load.load_trained`` (base + adapter from disk), median over ``--reloads``;
 3. logit-scoring throughput (images/s) for one batch of ``--batch`` images: one adapter (plain forward,
    the single-adapter path), the same through ``predict`` (every row named "a"), and a mixed batch
    interleaving the two adapters on the same images (and, for comparison, each adapter's rows as its own
@@ -33,17 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lora_iqa.adapters import AdapterSet
+from lora_iqa.bases.embedded import ensure_embedded
 from lora_iqa.config import load_config
 from lora_iqa.data.io import load_image
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
-from lora_iqa.embedded import ensure_embedded
+from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct
 from lora_iqa.errors import atomic_write_text
-from lora_iqa.model import load_base, load_trained
-from lora_iqa.predict import logit_scores
+from lora_iqa.methods.blip.adapter_set import AdapterSet
+from lora_iqa.methods.blip.base import load_base
+from lora_iqa.methods.blip.predict import logit_scores
+from lora_iqa.methods.load import load_trained
 from lora_iqa.template import CT_DIMENSIONS, Template
-from lora_iqa.train import run
+from lora_iqa.training.run import run
 
 DATA = SynthCTConfig(n=160, size=96, seed=0, per_content=8)
 
@@ -239,6 +240,7 @@ def markdown(r: dict, out: str) -> str:
         f"Targets: switch median <= 1 ms: {ok[r['targets']['switch_median_ms_le_1']]}; reload/switch >= 100x: "
         f"{ok[r['targets']['reload_over_switch_ge_100']]}; mixed/single >= 0.9x: "
         f"{ok[r['targets']['mixed_over_single_ge_0.9']]}.", ""])
+
 
 if __name__ == "__main__":
     sys.exit(main())

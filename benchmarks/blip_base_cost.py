@@ -2,7 +2,7 @@
 
 ``BlipForConditionalGeneration(BlipConfig())``: ViT-B/16 (here at ``--image-size``, default 224 px) and
 a BERT-base decoder, ~250 M parameters. Each method runs in its OWN subprocess (so peak RSS is its own):
-build, ``lora_iqa.model.attach`` (LoRA r=8 on vision + cross attention, or full), then AdamW steps as
+build, ``lora_iqa.methods.blip.lora.attach`` (LoRA r=8 on vision + cross attention, or full), then AdamW steps as
 in the training loop (loss, backward, clip_grad_norm, step, zero_grad) on random pixels and random
 32-token captions. Step 1 is counted by ``FlopCounterMode`` (untimed, like the other warm-up steps),
 then ``--steps`` timed steps, then one untimed step under ``torch.profiler``. The fp32 matmul peak
@@ -28,7 +28,8 @@ import torch
 
 from lora_iqa.config import AdapterConfig, TrainConfig
 from lora_iqa.errors import atomic_path, atomic_write_text
-from lora_iqa.model import attach, count_params
+from lora_iqa.methods.blip.lora import attach
+from lora_iqa.methods.common import count_params
 
 METHODS = {"lora": AdapterConfig(method="lora", r=8, targets=("vision", "cross")), "full": AdapterConfig(method="full")}
 SEQ_LEN = 32  # caption-like length

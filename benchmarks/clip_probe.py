@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-from lora_iqa.clip_base import load_clip
 from lora_iqa.data.io import load_image
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.model import pixel_values
+from lora_iqa.data.pixels import pixel_values
+from lora_iqa.methods.clip.base import load_clip
 from lora_iqa.template import NATURAL_DIMENSIONS
 
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 lora-iqa synth ct --out "$work/ct" --n 960 --size 96 --seed 0 > /dev/null
-python -m lora_iqa.embedded > /dev/null     # the embedded base is built once, by one process
+python -m lora_iqa.bases.embedded > /dev/null     # the embedded base is built once, by one process
 set_args=("data.manifest=$work/ct/manifest.csv" "train.save_every=0")
 t0=$(date +%s)
 lora-iqa train recipes/configs/ct_ss_lora.yaml "output_dir=$work/one" "${set_args[@]}" > "$work/one.log" 2>&1

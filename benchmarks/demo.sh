@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The numbers in README.md and in the issue notes: `lora-iqa demo` twice (a first run with an empty
 # cache, which builds the embedded base, then a cached re-run), timed, plus the real-CT dose check.
-# Seeds and configs are the package defaults (lora_iqa/demo.py, lora_iqa/resources/embedded_base.yaml).
+# Seeds and configs are the package defaults (lora_iqa/experiments/demo.py, lora_iqa/resources/embedded_base.yaml).
 #   bash benchmarks/demo.sh            # writes benchmarks/demo/ and benchmarks/real_ct/
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -57,10 +57,10 @@ def write_manifest(data: Path, n: int, seed: int) -> Path:
 def tiny_adapter(work: Path) -> Path:
     """A tiny LoRA adapter on a tiny scratch base (2 training steps): something eval can load."""
     from lora_iqa.config import load_config
-    from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
-    from lora_iqa.model import scratch_base
+    from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct
+    from lora_iqa.methods.blip.base import scratch_base
     from lora_iqa.template import vocabulary
-    from lora_iqa.train import run
+    from lora_iqa.training.run import run
 
     out = work / "adapter"
     if (out / "lora_iqa.json").exists():

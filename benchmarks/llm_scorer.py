@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from lora_iqa.config import ScorerConfig  # noqa: E402
 from lora_iqa.errors import atomic_write_text  # noqa: E402
 from lora_iqa.scorers.openai import OpenAIScorer  # noqa: E402
-from lora_iqa.scorers.template import TemplateScorer  # noqa: E402
+from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template, render_preference, render_ranking  # noqa: E402
 from lora_iqa.testing.chat_server import ChatServer  # noqa: E402
 

@@ -20,20 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
+from lora_iqa.artifact import multi_image
+from lora_iqa.bases.embedded import ensure_embedded
 from lora_iqa.config import load_config
 from lora_iqa.data.io import apply_window, read_dicom_hu
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.data.protocols import protocol_samples
-from lora_iqa.data.synth_ct import simulate, synth_ct
-from lora_iqa.demo import DATA
-from lora_iqa.embedded import ensure_embedded
+from lora_iqa.data.samples import protocol_samples
+from lora_iqa.data.synth.ct import synth_ct
+from lora_iqa.data.synth.ct_physics import simulate
 from lora_iqa.errors import atomic_write_text
 from lora_iqa.evaluation import evaluate
+from lora_iqa.experiments.demo import DATA
+from lora_iqa.methods.blip.predict import preference_scores
+from lora_iqa.methods.load import load_trained
 from lora_iqa.metrics import fmt
-from lora_iqa.model import load_trained, multi_image
-from lora_iqa.predict import preference_scores
 from lora_iqa.template import Template
-from lora_iqa.train import run
+from lora_iqa.training.run import run
 
 ADAPTERS = ("ss_nr", "ss_fr", "ds_nr", "ds_fr", "ms_nr", "ms_fr")
 DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/real_ct_dose.py)
@@ -59,7 +61,7 @@ def main() -> None:
     base = ensure_embedded()
     template = Template()
     m = read_manifest(manifest, template.dimensions)
-    results: dict = {"data": "SYNTHETIC CT (lora_iqa.demo.DATA)", "base": "embedded", "test_seed": TEST_SEED,
+    results: dict = {"data": "SYNTHETIC CT (lora_iqa.experiments.demo.DATA)", "base": "embedded", "test_seed": TEST_SEED,
                      "test_per_image": args.test_per_image, "adapters": {}}
     old = out / "results.json"
     if old.exists():  # keep the adapters not re-run this time

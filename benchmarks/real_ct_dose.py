@@ -16,10 +16,10 @@ from pydicom.data import get_testdata_file
 from scipy import stats
 
 from lora_iqa.data.io import apply_window, read_dicom_hu
-from lora_iqa.data.synth_ct import simulate
+from lora_iqa.data.synth.ct_physics import simulate
 from lora_iqa.errors import atomic_path, atomic_write_text
-from lora_iqa.model import load_trained
-from lora_iqa.predict import logit_scores
+from lora_iqa.methods.blip.predict import logit_scores
+from lora_iqa.methods.load import load_trained
 from lora_iqa.template import Template
 
 DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray (I0)

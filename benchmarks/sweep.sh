@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f runs/data/ct_sweep/manifest.csv ] || lora-iqa synth ct --out runs/data/ct_sweep --n 480 --size 96 > /dev/null
-python -m lora_iqa.embedded > /dev/null
+python -m lora_iqa.bases.embedded > /dev/null
 out=$(mktemp -d)
 t0=$(date +%s)
 lora-iqa sweep recipes/sweeps/lora_rank.yaml --out "$out"

@@ -71,7 +71,7 @@ class AdapterConfig:
     text: str = "frozen"  # the text decoder's own self-attention/FFN: frozen | lora | full
     use_rslora: bool = False
     use_dora: bool = False
-    # clip_prompt (lora_iqa.clip_prompt): prompt tokens and the AI-generated-image alignment task
+    # clip_prompt (lora_iqa.methods.clip.prompt): prompt tokens and the AI-generated-image alignment task
     n_ctx: int = 4  # learnable text context tokens before each antonym word
     ctx_per_dim: bool = True  # one context per dimension (else one shared by every dimension)
     n_vis: int = 4  # learnable visual prompt tokens per prompted vision layer (0: text prompts only)
@@ -118,7 +118,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | bf16 | fp16
     eval_every: int = 50
-    save_every: int = 100  # checkpoints (lora_iqa.checkpoint) every N steps; 0 disables
+    save_every: int = 100  # checkpoints (lora_iqa.training.checkpoint) every N steps; 0 disables
     eval_batch_size: int = 64
     augment: bool = True  # random flips / 90-degree rotations of the training images
     select_best: bool = True  # keep the step with the best validation mean SRCC (else the last step)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from lora_iqa.data.protocols import Sample
+from lora_iqa.data.samples import Sample
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.metrics import correlations, pairwise_accuracy, ranking_kendall, thurstone_map
-from lora_iqa.predict import generate_captions, logit_scores, preference_scores, ranking_scores
-from lora_iqa.scorers.template import TemplateScorer
+from lora_iqa.methods.blip.predict import (
+    generate_captions,
+    logit_scores,
+    preference_scores,
+    ranking_scores,
+)
+from lora_iqa.metrics import (
+    correlations,
+    pairwise_accuracy,
+    ranking_kendall,
+    thurstone_map,
+)
+from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template
 
 METHODS = ("logits", "caption")

@@ -5,7 +5,7 @@ its metadata) and refuses with one line naming the file at fault; nothing is upl
 is never an argument: huggingface_hub finds it (``HF_TOKEN``, or a ``huggingface-cli login`` /
 ``hf auth login``). Hidden and temporary files and ``checkpoints/`` (training state) stay local.
 
-Loading from the Hub (``--adapter OWNER/NAME``) is ``lora_iqa.model.resolve_adapter``.
+Loading from the Hub (``--adapter OWNER/NAME``) is ``lora_iqa.artifact.resolve_adapter``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from lora_iqa.artifact import read_meta
 from lora_iqa.errors import LoraIqaError, first_line
-from lora_iqa.model import read_meta
 
 META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -79,7 +79,7 @@ def check_dir(root: Path) -> tuple[dict, list[str]]:
         raise LoraIqaError(f"{meta_path}: 'base' needs name_or_path and fingerprint")
     kind = _kind(root, meta)
     if kind == "clip_prompt":  # prompt tensors on a CLIP base
-        from lora_iqa.clip_prompt import WEIGHTS_NAME
+        from lora_iqa.methods.clip.prompt import WEIGHTS_NAME
 
         _check_file(root / WEIGHTS_NAME)
         _check_safetensors(root / WEIGHTS_NAME)

@@ -16,7 +16,6 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize, stats
 
-HIGHER_IS_BETTER = {"srcc": True, "plcc": True, "plcc_raw": True, "krcc": True, "rmse": False}
 CAPTION_METRIC = Path(__file__).parent / "resources" / "metrics" / "coco_caption"
 
 

@@ -37,7 +37,7 @@ ACCEPTABILITY: tuple[str, ...] = (
     "excellent for diagnostic interpretation",
 )
 DOMAINS: tuple[str, ...] = ("ct", "natural", "aigc")  # only "ct" phrases overall as diagnostic acceptability
-# Natural photos (lora_iqa.data.synth_natural) and AI-generated images; overall last, as for CT.
+# Natural photos (lora_iqa.data.synth.natural) and AI-generated images; overall last, as for CT.
 NATURAL_DIMENSIONS: tuple[str, ...] = ("sharpness", "noise", "artifact", "contrast", "color", "overall")
 AIGC_DIMENSIONS: tuple[str, ...] = ("sharpness", "noise", "color", "alignment", "overall")
 

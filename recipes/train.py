@@ -5,7 +5,7 @@
 
 import sys
 
-from lora_iqa.cli import main
+from lora_iqa.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

@@ -42,7 +42,7 @@ def _isolated_cache(tmp_path_factory):
 
 def tiny_base(seed: int = 0):
     """A fresh tiny random BLIP captioner (model, processor) covering the template's words."""
-    from lora_iqa.model import scratch_base
+    from lora_iqa.methods.blip.base import scratch_base
     from lora_iqa.template import vocabulary
 
     return scratch_base(vocabulary(), seed=seed, **TINY)
@@ -51,7 +51,7 @@ def tiny_base(seed: int = 0):
 @pytest.fixture(scope="session")
 def manifest(tmp_path_factory) -> Path:
     """SYNTHETIC CT: 160 images of 64 px, 20 contents -> 112 train / 24 val / 24 test."""
-    from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct
+    from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct
 
     out = tmp_path_factory.mktemp("data") / "ct"
     return synth_ct(out, SynthCTConfig(n=160, size=64, seed=0, per_content=8), progress=False)
@@ -71,7 +71,7 @@ def base_dir(tmp_path_factory) -> Path:
 def samples(manifest):
     """Loaded protocol samples per split."""
     from lora_iqa.data.manifest import read_manifest
-    from lora_iqa.data.protocols import ss_samples
+    from lora_iqa.data.samples import ss_samples
     from lora_iqa.template import CT_DIMENSIONS
 
     m = read_manifest(manifest, CT_DIMENSIONS)
@@ -89,8 +89,8 @@ class LoraRun:
 def lora_run(tmp_path_factory, base_dir, manifest) -> LoraRun:
     """A LoRA adapter trained for a few steps on the tiny base loaded from ``base_dir``."""
     from lora_iqa.config import load_config
-    from lora_iqa.model import load_base
-    from lora_iqa.train import run
+    from lora_iqa.methods.blip.base import load_base
+    from lora_iqa.training.run import run
 
     out = tmp_path_factory.mktemp("runs") / "lora"
     cfg = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", f"base={base_dir}",
@@ -114,7 +114,7 @@ def clip_dir(tmp_path_factory) -> Path:
     """A tiny stand-in CLIP saved as a checkpoint directory (hidden 64, 2 + 2 layers, 48 px)."""
     import numpy as np
 
-    from lora_iqa.clip_base import pretrain_stand_in, tiny_clip, tiny_tokenizer
+    from lora_iqa.bases.clip_standin import pretrain_stand_in, tiny_clip, tiny_tokenizer
 
     out = tmp_path_factory.mktemp("clip") / "base"
     model, processor = tiny_clip(tiny_tokenizer(), hidden=64, layers=2, image_size=48, patch=8, seed=0)
@@ -129,7 +129,7 @@ def clip_dir(tmp_path_factory) -> Path:
 def natural(tmp_path_factory) -> Path:
     """SYNTHETIC natural images, 48 px, 22 contents split 50/20/30 by content."""
     from lora_iqa.data.manifest import read_manifest
-    from lora_iqa.data.synth_natural import SynthNaturalConfig, synth_natural
+    from lora_iqa.data.synth.natural import SynthNaturalConfig, synth_natural
     from lora_iqa.template import NATURAL_DIMENSIONS
 
     path = synth_natural(tmp_path_factory.mktemp("nat") / "data",

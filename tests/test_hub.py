@@ -21,9 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-
 from conftest import one_error_line
-from lora_iqa.cli import main
+
+from lora_iqa.cli.main import main
 from lora_iqa.errors import LoraIqaError
 
 TOKEN = "hf_FAKE-test-token-NEVER-UPLOAD-7d3a9c"
@@ -205,7 +205,11 @@ def _blob_oid(data: bytes) -> str:
 def hub(monkeypatch, tmp_path):
     """A running FakeHub; huggingface_hub online, pointed at it, token in HF_TOKEN, a private cache."""
     from huggingface_hub import constants
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     with FakeHub() as fake:
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # conftest sets HF_HUB_OFFLINE=1 for the suite
@@ -360,8 +364,8 @@ def test_push_refuses_a_file_holding_the_token(hub, local, capsys):
 
 
 def test_score_with_a_hub_adapter_id(hub, local, adapter_dir, manifest, capsys):
+    from lora_iqa.artifact import resolve_adapter
     from lora_iqa.hub import push
-    from lora_iqa.model import resolve_adapter
 
     push(local, "alice/ct-lora")
     hub.requests.clear()
@@ -400,8 +404,8 @@ def test_offline_hub_adapter_is_one_line(hub, manifest, monkeypatch, capsys):
 def test_offline_uses_the_cached_snapshot(hub, local, monkeypatch):
     from huggingface_hub import constants
 
+    from lora_iqa.artifact import read_meta, resolve_adapter
     from lora_iqa.hub import push
-    from lora_iqa.model import read_meta, resolve_adapter
 
     push(local, "alice/ct-lora")
     first = resolve_adapter("alice/ct-lora")
@@ -413,7 +417,7 @@ def test_offline_uses_the_cached_snapshot(hub, local, monkeypatch):
 
 
 def test_local_paths_are_never_looked_up(hub, tmp_path, monkeypatch):
-    from lora_iqa.model import read_meta, resolve_adapter
+    from lora_iqa.artifact import read_meta, resolve_adapter
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "lora").mkdir(parents=True)  # a local dir that looks like owner/name
@@ -430,7 +434,7 @@ def full_dir(adapter_dir, tmp_path) -> Path:
     """A full fine-tune directory written by train.save_trained (a tiny base standing in for the trained model)."""
     from conftest import tiny_base
 
-    from lora_iqa.train import save_trained
+    from lora_iqa.training.card import save_trained
 
     model, processor = tiny_base(seed=1)
     meta = json.loads((adapter_dir / "lora_iqa.json").read_text())
@@ -446,7 +450,7 @@ def full_dir(adapter_dir, tmp_path) -> Path:
 def test_push_and_load_a_full_fine_tune(hub, full_dir, capsys):
     from transformers import BlipForConditionalGeneration
 
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     assert main(["push", str(full_dir), "--repo-id", "alice/ct-full"]) == 0
     files = hub.repos["alice/ct-full"]["files"]
@@ -472,10 +476,10 @@ def test_push_refuses_a_full_fine_tune_without(hub, full_dir, capsys, missing):
 
 def test_push_and_load_a_clip_prompt_directory(hub, clip_dir, natural, tmp_path, capsys):
     """A clip_prompt directory (prompt tensors + lora_iqa.json + card) pushes and loads back by repo id."""
-    from lora_iqa.clip_prompt import WEIGHTS_NAME, ClipPromptLearner
     from lora_iqa.config import load_config
-    from lora_iqa.model import load_trained
-    from lora_iqa.train import run
+    from lora_iqa.methods.clip.prompt import WEIGHTS_NAME, ClipPromptLearner
+    from lora_iqa.methods.load import load_trained
+    from lora_iqa.training.run import run
 
     cfg = load_config(None, [f"output_dir={tmp_path / 'clip'}", f"base={clip_dir}", f"data.manifest={natural}",
                              "data.dimensions=[sharpness,noise,artifact,contrast,color,overall]", "data.domain=natural",

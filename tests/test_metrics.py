@@ -9,8 +9,15 @@ from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 from scipy import stats
 
-from lora_iqa.metrics import (caption_scores, correlations, fit_logistic, logistic4, pairwise_accuracy, ranking_kendall,
-                              thurstone_map)
+from lora_iqa.metrics import (
+    caption_scores,
+    correlations,
+    fit_logistic,
+    logistic4,
+    pairwise_accuracy,
+    ranking_kendall,
+    thurstone_map,
+)
 
 
 def test_matches_scipy_to_1e12():

@@ -1,7 +1,8 @@
 import itertools
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lora_iqa.template import ACCEPTABILITY, CT_DIMENSIONS, LEVELS, Template
 
@@ -67,7 +68,13 @@ def test_prompt_ends_at_the_rating_position():
 
 # --- other domains (natural photos, AI-generated images); CT output must stay byte-identical ---------
 
-from lora_iqa.template import AIGC_DIMENSIONS, DOMAINS, NATURAL_DIMENSIONS, TEMPLATE_VERSION, vocabulary  # noqa: E402
+from lora_iqa.template import (  # noqa: E402
+    AIGC_DIMENSIONS,
+    DOMAINS,
+    NATURAL_DIMENSIONS,
+    TEMPLATE_VERSION,
+    vocabulary,
+)
 
 
 @pytest.mark.parametrize("domain, dims", [("natural", NATURAL_DIMENSIONS), ("aigc", AIGC_DIMENSIONS)])

@@ -16,7 +16,7 @@ def make_scorer(cfg: ScorerConfig, template: Template, train_items: Sequence[Ite
                 progress: bool = True):
     """The scorer ``cfg.backend`` names; both offer ``score(texts, protocol, k)`` and ``report(...)``."""
     if cfg.backend == "template":
-        from lora_iqa.scorers.template import TemplateScorer
+        from lora_iqa.scorers.template_scorer import TemplateScorer
 
         return TemplateScorer(template)
     from lora_iqa.scorers.openai import OpenAIScorer

@@ -98,7 +98,7 @@ class OpenAIScorer:
     def score_images(self, groups: Sequence[Sequence[np.ndarray]], protocol: str = "ss") -> list[Result]:
         """The zero-shot MLLM baseline: send the images themselves (1, 2 or k per item)."""
         k = len(groups[0]) if groups else 4
-        from lora_iqa.data.protocols import ImageFile
+        from lora_iqa.data.samples import ImageFile
 
         shots = [([ImageFile(it.image, self.window) for it in s.items], s.answer) for s in self._shots(protocol, k)]
         jobs = [prompts.image_messages(g, protocol, self.template, self.cfg.strategy, shots) for g in groups]

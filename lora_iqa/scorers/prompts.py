@@ -17,7 +17,14 @@ import numpy as np
 from PIL import Image
 
 from lora_iqa.data.manifest import Item
-from lora_iqa.template import ACCEPTABILITY, LEVELS, PREFERENCES, Template, render_preference, render_ranking
+from lora_iqa.template import (
+    ACCEPTABILITY,
+    LEVELS,
+    PREFERENCES,
+    Template,
+    render_preference,
+    render_ranking,
+)
 
 SYSTEM = ("You are an expert in medical image quality assessment, reading images the way a radiologist "
           "rates them for diagnostic use.")

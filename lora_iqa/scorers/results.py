@@ -13,7 +13,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lora_iqa.template import LEVELS, PREFERENCE_VALUE, PREFERENCES, Template, parse_preference, parse_ranking
+from lora_iqa.template import (
+    LEVELS,
+    PREFERENCE_VALUE,
+    PREFERENCES,
+    Template,
+    parse_preference,
+    parse_ranking,
+)
 
 PROTOCOLS = ("ss", "ds", "ms")
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from conftest import one_error_line
 from PIL import Image
 
-from conftest import one_error_line
-from lora_iqa.cli import main
-from lora_iqa.data.datasets import FORMATS, ScaleInfo, assign_splits, import_dataset
+from lora_iqa.cli.main import main
+from lora_iqa.data.datasets import FORMATS, import_dataset
 from lora_iqa.data.manifest import read_manifest
+from lora_iqa.data.tables import ScaleInfo, assign_splits
 from lora_iqa.errors import LoraIqaError
 
 # --- writers for the fixture files ----------------------------------------------------------------

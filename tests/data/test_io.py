@@ -10,14 +10,8 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from lora_iqa.data.io import (
-    DEFAULT_WINDOW,
-    load_image,
-    read_dicom_hu,
-    to_rgb,
-    write_dicom_ct,
-    write_png16,
-)
+from lora_iqa.data.io import DEFAULT_WINDOW, load_image, read_dicom_hu
+from lora_iqa.data.writers import to_rgb, write_dicom_ct, write_png16
 from lora_iqa.errors import LoraIqaError
 
 RNG = np.random.default_rng(0)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import one_error_line
-from lora_iqa.cli import main
+
+from lora_iqa.cli.main import main
 
 
 def _image(manifest: Path) -> Path:

@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import one_error_line
 from PIL import Image, ImageOps
 from pydicom.data import get_testdata_file
 
-from conftest import one_error_line
-from lora_iqa.cli import main
+from lora_iqa.cli.main import main
 from lora_iqa.data import io
-from lora_iqa.data.io import load_image, read_dicom_hu, write_dicom_ct
+from lora_iqa.data.io import load_image, read_dicom_hu
 from lora_iqa.data.manifest import read_manifest
+from lora_iqa.data.writers import write_dicom_ct
 from lora_iqa.errors import LoraIqaError
 
 ORIENTATION = 0x0112  # the EXIF / TIFF Orientation tag

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import free_port, one_error_line
-from lora_iqa.cli import main
+
+from lora_iqa.cli.main import main
 from lora_iqa.config import load_config
 from lora_iqa.errors import LoraIqaError
 
@@ -70,7 +70,7 @@ def recipe(tmp: Path, base_dir: Path, manifest: Path, max_steps: int = 4) -> Pat
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, base_dir, manifest) -> Path:
     """A genuine checkpoint (step 2 of a tiny 4-step LoRA run)."""
-    from lora_iqa.train import run
+    from lora_iqa.training.run import run
 
     out = tmp_path_factory.mktemp("hostile_ckpt") / "run"
     run(load_config(recipe(out.parent, base_dir, manifest), [f"output_dir={out}"]), progress=False)
@@ -84,7 +84,7 @@ def copy_ckpt(ckpt: Path, out: Path) -> Path:
 
 
 def resume(rec: Path, out: Path, resume_from: str, *extra: str) -> None:
-    from lora_iqa.train import run
+    from lora_iqa.training.run import run
 
     run(load_config(rec, [f"output_dir={out}", f"resume={resume_from}", *extra]), progress=False)
 
@@ -223,7 +223,7 @@ def full_dir(tmp_path, base_dir, adapter_dir) -> Path:
 
 @pytest.mark.parametrize("planted", [False, True])
 def test_an_adapter_with_only_a_bin_is_refused(tmp_path, adapter_dir, manifest, capsys, planted):
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     d, marker = tmp_path / "adapter", tmp_path / "PWNED"
     shutil.copytree(adapter_dir, d)
@@ -238,7 +238,7 @@ def test_an_adapter_with_only_a_bin_is_refused(tmp_path, adapter_dir, manifest, 
 
 @pytest.mark.parametrize("planted", [False, True])
 def test_a_full_fine_tune_with_only_pytorch_model_bin_is_refused(tmp_path, full_dir, manifest, capsys, planted):
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     marker = tmp_path / "PWNED"
     to_bin(full_dir / "model.safetensors", "pytorch_model.bin", marker if planted else None)
@@ -251,7 +251,7 @@ def test_a_full_fine_tune_with_only_pytorch_model_bin_is_refused(tmp_path, full_
 
 
 def test_a_base_with_only_pytorch_model_bin_is_refused(tmp_path, base_dir):
-    from lora_iqa.model import load_base
+    from lora_iqa.methods.blip.base import load_base
 
     d = tmp_path / "base"
     shutil.copytree(base_dir, d)
@@ -264,7 +264,7 @@ def test_a_base_with_only_pytorch_model_bin_is_refused(tmp_path, base_dir):
 @pytest.fixture
 def clip_base(tmp_path) -> Path:
     """A tiny random CLIP saved as a checkpoint directory (no pre-training: loading is what is tested)."""
-    from lora_iqa.clip_base import tiny_clip, tiny_tokenizer
+    from lora_iqa.bases.clip_standin import tiny_clip, tiny_tokenizer
 
     d = tmp_path / "clip"
     model, processor = tiny_clip(tiny_tokenizer(), hidden=32, layers=1, image_size=32, patch=8, heads=2)
@@ -274,7 +274,7 @@ def clip_base(tmp_path) -> Path:
 
 
 def test_a_clip_base_with_only_pytorch_model_bin_is_refused(clip_base):
-    from lora_iqa.clip_base import load_clip
+    from lora_iqa.methods.clip.base import load_clip
 
     to_bin(clip_base / "model.safetensors", "pytorch_model.bin")
     with pytest.raises(LoraIqaError) as e:
@@ -295,7 +295,7 @@ def corrupt(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
 def test_a_corrupt_adapter_safetensors_is_one_line(tmp_path, adapter_dir, manifest, capsys, how):
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     d = tmp_path / "adapter"
     shutil.copytree(adapter_dir, d)
@@ -309,7 +309,7 @@ def test_a_corrupt_adapter_safetensors_is_one_line(tmp_path, adapter_dir, manife
 
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
 def test_a_corrupt_full_model_safetensors_is_one_line(full_dir, manifest, capsys, how):
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     corrupt(full_dir / "model.safetensors", how)
     with pytest.raises(LoraIqaError) as e:
@@ -321,7 +321,7 @@ def test_a_corrupt_full_model_safetensors_is_one_line(full_dir, manifest, capsys
 
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
 def test_a_corrupt_clip_base_is_one_line(clip_base, how):
-    from lora_iqa.clip_base import load_clip
+    from lora_iqa.methods.clip.base import load_clip
 
     corrupt(clip_base / "model.safetensors", how)
     with pytest.raises(LoraIqaError) as e:
@@ -332,9 +332,9 @@ def test_a_corrupt_clip_base_is_one_line(clip_base, how):
 @pytest.fixture
 def prompt_dir(tmp_path, clip_base) -> Path:
     """A clip_prompt adapter directory on ``clip_base`` (untrained prompts: loading is what is tested)."""
-    from lora_iqa.clip_base import load_clip
-    from lora_iqa.clip_prompt import TEMPLATE_VERSION, ClipPromptLearner
-    from lora_iqa.model import fingerprint
+    from lora_iqa.methods.clip.base import load_clip
+    from lora_iqa.methods.clip.prompt import TEMPLATE_VERSION, ClipPromptLearner
+    from lora_iqa.methods.common import fingerprint
 
     cfg = load_config(None, ["adapter.method=clip_prompt", "adapter.n_ctx=2", "adapter.n_vis=2", f"base={clip_base}",
                              "data.dimensions=[sharpness,overall]", "data.domain=natural"])
@@ -351,8 +351,8 @@ def prompt_dir(tmp_path, clip_base) -> Path:
 
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
 def test_corrupt_prompt_tensors_are_one_line(prompt_dir, how):
-    from lora_iqa.clip_prompt import WEIGHTS_NAME
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.clip.prompt import WEIGHTS_NAME
+    from lora_iqa.methods.load import load_trained
 
     load_trained(prompt_dir)  # the intact directory loads
     corrupt(prompt_dir / WEIGHTS_NAME, how)
@@ -396,7 +396,8 @@ def _meta_case(tmp_path: Path, adapter_dir: Path, key: str, value) -> tuple[Path
 
 @pytest.mark.parametrize("key,value", BAD_META, ids=[f"{k}={'DELETE' if v is DELETE else v!r}" for k, v in BAD_META])
 def test_a_bad_lora_iqa_json_is_one_line_naming_the_file_and_key(tmp_path, adapter_dir, manifest, capsys, key, value):
-    from lora_iqa.model import load_trained, read_meta
+    from lora_iqa.artifact import read_meta
+    from lora_iqa.methods.load import load_trained
 
     d, path = _meta_case(tmp_path, adapter_dir, key, value)
     for load in (read_meta, load_trained):
@@ -410,7 +411,7 @@ def test_a_bad_lora_iqa_json_is_one_line_naming_the_file_and_key(tmp_path, adapt
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", b"[1, 2, 3]", b'"a string"', b"{", b""],
                          ids=["binary", "list", "string", "truncated", "empty"])
 def test_a_lora_iqa_json_that_is_not_an_object_is_one_line(tmp_path, adapter_dir, manifest, capsys, content):
-    from lora_iqa.model import read_meta
+    from lora_iqa.artifact import read_meta
 
     d = tmp_path / "adapter"
     shutil.copytree(adapter_dir, d)
@@ -432,7 +433,7 @@ def test_protocol_zz_fails_eval_instead_of_exit_0(tmp_path, adapter_dir, manifes
 
 def test_an_older_adapter_without_the_defaulted_keys_still_scores(tmp_path, adapter_dir, manifest, capsys):
     """Adapters from before protocols / references / multi-image / methods: ss, nr, 1 image, config's method."""
-    from lora_iqa.model import read_meta
+    from lora_iqa.artifact import read_meta
 
     d = tmp_path / "adapter"
     shutil.copytree(adapter_dir, d)

@@ -9,7 +9,7 @@ import pytest
 
 import lora_iqa.data.io as io
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.data.protocols import protocol_samples
+from lora_iqa.data.samples import protocol_samples
 from lora_iqa.evaluation import predict
 from lora_iqa.template import CT_DIMENSIONS, Template
 
@@ -32,7 +32,7 @@ class Counter:
             return arr
 
         monkeypatch.setattr(io, "load_image", load)
-        import lora_iqa.data.protocols as protocols
+        import lora_iqa.data.samples as protocols
 
         if hasattr(protocols, "load_image"):
             monkeypatch.setattr(protocols, "load_image", load)
@@ -42,12 +42,12 @@ class Counter:
 def test_samples_hold_no_decoded_images(manifest, monkeypatch, protocol):
     m = read_manifest(manifest, CT_DIMENSIONS)
     counter = Counter(monkeypatch)
-    samples = protocol_samples(m.split("test"), protocol, "nr", CT_DIMENSIONS, seed=0)
+    assert protocol_samples(m.split("test"), protocol, "nr", CT_DIMENSIONS, seed=0)  # samples were made
     assert counter.live == 0  # nothing decoded is kept by the samples
 
 
 def test_predict_decodes_per_batch(manifest, adapter_dir, monkeypatch):
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     model, processor, _ = load_trained(adapter_dir)
     m = read_manifest(manifest, CT_DIMENSIONS)
@@ -59,7 +59,7 @@ def test_predict_decodes_per_batch(manifest, adapter_dir, monkeypatch):
 
 
 def test_training_keeps_decoded_images_only_up_to_its_budget(manifest, monkeypatch):
-    import lora_iqa.data.protocols as protocols
+    import lora_iqa.data.samples as protocols
 
     m = read_manifest(manifest, CT_DIMENSIONS)
     one = protocols.ImageFile(m.split("train")[0].image).load().nbytes

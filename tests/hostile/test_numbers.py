@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_error_line
 from safetensors.torch import load_file, save_file
 
-from conftest import one_error_line
-from lora_iqa.cli import main
+from lora_iqa.cli.main import main
 from lora_iqa.config import load_config
 from lora_iqa.errors import LoraIqaError
 
@@ -39,8 +39,8 @@ def test_non_finite_settings_refused(override):
 
 @pytest.mark.slow
 def test_nan_loss_stops_training_and_saves_nothing(base_dir, manifest, tmp_path):
-    from lora_iqa.model import load_base
-    from lora_iqa.train import run
+    from lora_iqa.methods.blip.base import load_base
+    from lora_iqa.training.run import run
 
     model, processor = load_base(str(base_dir))
     with torch.no_grad():  # a base whose output is NaN: every loss is NaN

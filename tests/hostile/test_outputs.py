@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import one_error_line
-from lora_iqa.cli import main
+
+from lora_iqa.cli.main import main
 from lora_iqa.errors import LoraIqaError, atomic_write_text
 
 TRAIN = ["train.max_steps=2", "train.batch_size=8", "train.eval_every=2", "train.save_every=0",
@@ -41,9 +41,9 @@ def test_atomic_write_never_replaces_a_directory(tmp_path):
 
 def test_eval_out_onto_a_directory_is_refused(adapter_dir, manifest, tmp_path, capsys, monkeypatch):
     d = _precious(tmp_path)
-    import lora_iqa.model
+    import lora_iqa.methods.load
 
-    monkeypatch.setattr(lora_iqa.model, "load_trained", _must_not_run)  # refused before any work
+    monkeypatch.setattr(lora_iqa.methods.load, "load_trained", _must_not_run)  # refused before any work
     assert main(["eval", "--adapter", str(adapter_dir), "--data", str(manifest), "--out", str(d)]) == 1
     one_error_line(capsys, d)
     assert (d / "thesis.tex").read_text() == "years of work"
@@ -67,9 +67,9 @@ def test_eval_out_unwritable_is_refused_first(adapter_dir, manifest, tmp_path, c
     f = tmp_path / "a_file"
     f.write_text("keep")
     out = f / "eval.json" if where == "parent_is_file" else f
-    import lora_iqa.model
+    import lora_iqa.methods.load
 
-    monkeypatch.setattr(lora_iqa.model, "load_trained", _must_not_run)
+    monkeypatch.setattr(lora_iqa.methods.load, "load_trained", _must_not_run)
     if where == "out_is_file":  # an existing *file* may be replaced: that is what --out means
         monkeypatch.undo()
         assert main(["eval", "--adapter", str(adapter_dir), "--data", str(manifest), "--method", "logits",
@@ -85,9 +85,9 @@ def test_eval_out_unwritable_is_refused_first(adapter_dir, manifest, tmp_path, c
 def test_train_output_dir_on_a_file_refused_before_training(base_dir, manifest, tmp_path, capsys, monkeypatch, where):
     f = tmp_path / "a_file"
     f.write_text("keep")
-    import lora_iqa.train
+    import lora_iqa.training.run
 
-    monkeypatch.setattr(lora_iqa.train, "load_base", _must_not_run)
+    monkeypatch.setattr(lora_iqa.training.run, "load_base", _must_not_run)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("{}\n")
     out = f if where == "out_is_file" else f / "run"
@@ -118,7 +118,7 @@ def test_train_over_another_run_refused_then_overwrite_clears_it(adapter_dir, ba
     assert main([*args, "overwrite=true"]) == 0
     names = {p.name for p in out.iterdir()}
     assert "adapter_model.safetensors" not in names and "adapter_config.json" not in names and "wandb" not in names
-    from lora_iqa.model import load_trained
+    from lora_iqa.methods.load import load_trained
 
     model, _, meta = load_trained(out)
     assert meta["method"] == "full" and not hasattr(model, "peft_config")

@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SECRET
-from lora_iqa.cli import main
+
+from lora_iqa.artifact import read_meta
+from lora_iqa.cli.main import main
 from lora_iqa.config import ScorerConfig
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.model import read_meta
 from lora_iqa.template import Template
 
 pytestmark = pytest.mark.slow  # trains the tiny adapter (session fixture) and runs the CLI

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_iqa.cli import main
+from lora_iqa.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def _running(pid: int, start: str) -> bool:
 def test_kill_9_takes_the_workers_along_and_a_rerun_cleans_up(tmp_path):
     out = tmp_path / "D"
     # The generator as `lora-iqa synth ct --out D --n 128 --size 64` runs it, with 2 workers on any machine.
-    cmd = [sys.executable, "-c", "import sys; from lora_iqa.data.synth_ct import SynthCTConfig, synth_ct; "
+    cmd = [sys.executable, "-c", "import sys; from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct; "
            "synth_ct(sys.argv[1], SynthCTConfig(n=128, size=64, workers=2), progress=False)", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

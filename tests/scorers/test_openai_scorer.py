@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SECRET, captions
 from PIL import Image
 from pydicom.data import get_testdata_file
 
 from lora_iqa.config import ScorerConfig
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.scorers.openai import OpenAIScorer
-from lora_iqa.scorers.template import TemplateScorer
+from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template, render_preference, render_ranking
-
-from conftest import SECRET, captions
 
 T = Template()
 

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from lora_iqa.scorers.results import answer_schema, last_json_object, parse_answer, validate
+from lora_iqa.scorers.results import (
+    answer_schema,
+    last_json_object,
+    parse_answer,
+    validate,
+)
 from lora_iqa.template import CT_DIMENSIONS, Template
 
 T = Template()

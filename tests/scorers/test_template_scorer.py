@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import itertools
 
-from lora_iqa.scorers.template import TemplateScorer
-from lora_iqa.template import CT_DIMENSIONS, LEVELS, PREFERENCES, Template, render_preference, render_ranking
+from lora_iqa.scorers.template_scorer import TemplateScorer
+from lora_iqa.template import (
+    CT_DIMENSIONS,
+    LEVELS,
+    PREFERENCES,
+    Template,
+    render_preference,
+    render_ranking,
+)
 
 T = Template()
 

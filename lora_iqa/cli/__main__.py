@@ -1,0 +1,5 @@
+import sys
+
+from lora_iqa.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,393 @@
+"""Physics-based synthetic CT image-quality data: phantoms -> projections -> dose/views/kernel/blur -> FBP.
+
+The images and labels made here are SYNTHETIC: the images are simulated physics and the labels come
+from a rule-based rater (below), not from human readers.
+
+Content
+    Procedural abdominal phantoms (``ph0000``...: elliptical body with a fat rim, liver, spleen,
+    kidneys, aorta, spine, ribs, bowel gas) and rotated/scaled Shepp-Logan heads (``sl0000``...,
+    every fifth content). Each content carries a few small lesions (diameter ~3-7 px at 128 px),
+    each hypo- or hyper-dense relative to its organ. The phantom, its lesions and the lesion signs
+    depend only on the content's seed; every degradation depends only on the image's seed.
+
+Physics (scikit-image parallel-beam ``radon`` / ``iradon``, ``circle=True``)
+    HU -> linear attenuation ``mu = MU_WATER * (1 + HU/1000)`` with ``MU_WATER = 0.02 /mm`` on a fixed
+    192 mm field of view (pixel = 192/size mm), so line integrals are realistic (up to ~4).
+    Per content the sinogram is computed once at 360 angles over 180 deg; an image with ``views``
+    projections uses the nearest ``views`` evenly spread angles (angular undersampling -> streaks).
+    Detector/focal-spot blur: a Gaussian of ``blur`` px along the detector (= an isotropic image blur).
+    Photon noise: ``counts ~ Poisson(dose * exp(-p))`` with ``dose = I0`` (counts floored at 1),
+    ``p = -log(counts / I0)``. Filtered back-projection with ``kernel`` in ramp / shepp-logan /
+    cosine / hamming / hann (smoother kernel: less noise, less sharpness). Back to HU.
+
+Sampling (per image, independent targets)
+    Noise sigma 4-80 HU, relative views 12-240 (x size/128), MTF50 0.045-0.40 cycles/px and lesion
+    contrast 10-80 HU are drawn on a log scale at position ``SHARED * z + (1 - SHARED) * u`` of their
+    range, with ``z`` one protocol severity per image (shared by all four) and ``u`` independent per
+    dimension (``SHARED = 0.6``): clinical degradations co-vary (a reduced-dose, sparse-view
+    protocol is worse in several ways at once), and each dimension still varies on its own. The kernel is drawn among those that can still reach
+    the MTF50 target and ``blur`` is solved in closed form; ``dose`` is then solved from a noise
+    model (exp(p) through the centre, views, the kernel's noise power) so the noise level does not
+    follow views or kernel. The labels use *measured* quantities where a reader would see them.
+
+Rater (the labels; 0..4, higher is better). A perceptual rule: each dimension is rated from what is
+visible in the image, so streaks and lesion contrast are rated as they appear (streak magnitude in
+HU; lesion contrast relative to the noise, the Rose-model view of low-contrast detectability).
+
+    ==========  ==================================================  ======  =========  =========  =========  =====
+    dimension   quantity                                              4       3          2          1          0
+    ==========  ==================================================  ======  =========  =========  =========  =====
+    noise       measured noise std (HU), central ROI, noisy - clean   < 9.6   9.6-13.8   13.8-20    20-30      >= 30
+    artifact    measured streak std (HU) in the body: noiseless        < 1.6   1.6-2.6    2.6-4.4    4.4-7.5    >= 7.5
+                recon at ``views`` minus the same at 360 views
+    sharpness   MTF50 of kernel x blur (cycles/px, max 0.5)           >= .202 .152-.202  .118-.152  .089-.118  < .089
+    contrast    lesion CNR: abs(lesion HU) / measured noise std       >= 4.2  2.6-4.2    1.35-2.6   0.68-1.35  < 0.68
+    ==========  ==================================================  ======  =========  =========  =========  =====
+
+    Intervals include their lower end. MTF50 is the frequency where
+    ``|kernel window(f)| * exp(-2 pi^2 blur^2 f^2)`` falls to 0.5 (ramp and shepp-logan reach
+    Nyquist 0.5 unblurred; cosine 0.33, hamming 0.26, hann 0.25).
+
+    overall (diagnostic acceptability, LDCTIQAC scale 0 bad .. 4 excellent)::
+
+        overall = clip(round_half_up(min(2 + 1.5 * (mean(dims) - 2), min(dims) + 2)), 0, 4)
+
+    i.e. the mean of the four dimensions, stretched by 1.5 about the middle of the scale (averaging
+    compresses the spread; the stretch keeps all five levels in use), capped at two levels above
+    the worst dimension (one bad dimension limits diagnostic use). It is non-decreasing in every
+    dimension. The thresholds above sit near the quintiles of the sampled quantities (calibrated
+    on 960 images, seed 0), so every dimension's five levels are about equally frequent.
+
+    Jitter (``SynthCTConfig.jitter`` > 0): each dimension's continuous score (the quantity's
+    position on the log scale of its thresholds, so that rounding it gives the table's level) and the
+    overall formula's value get Gaussian noise of std ``jitter`` before rounding and clipping to 0..4,
+    drawn from the image's seed.
+
+Output of :func:`synth_ct`: ``images/<content>_<k>.png|dcm``, ``images/<content>_ref.png|dcm`` (the
+clean reference: 360 views, ramp, no noise, no blur, lesions at 70 HU), ``manifest.csv`` and
+``README.md``; the whole directory is built under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lora_iqa.data.synth.common import (
+    check_out_dir,
+    content_splits,
+    overall_from,
+    round_half_up,
+    worker_pool,
+)
+from lora_iqa.data.synth.ct_physics import (
+    _KERNEL_MTF50,
+    FOV_MM,
+    KERNELS,
+    MAX_VIEWS,
+    _kernel_window,
+    _project,
+    _project_delta,
+    _reconstruct,
+    _view_indices,
+    mtf50,
+    noise_roi,
+    predicted_noise_hu,
+)
+from lora_iqa.data.synth.phantoms import REF_LESION_HU, SL_EVERY, _phantom_parts
+from lora_iqa.errors import LoraIqaError, atomic_path
+
+DIMENSIONS = ("noise", "artifact", "sharpness", "contrast", "overall")
+FORMATS = ("png", "dcm")
+WINDOW = (40.0, 400.0)  # soft tissue (level, width) in HU, as io.DEFAULT_WINDOW
+# Rater thresholds on the measured quantity (ascending). Level = number of thresholds <= x for
+# "higher is better" quantities, 4 - that for "lower is better" ones.
+NOISE_HU = (9.6, 13.8, 20.0, 30.0)  # lower is better; measured noise std (HU)
+STREAK_HU = (1.6, 2.6, 4.4, 7.5)  # lower is better; measured streak std (HU) in the body
+MTF50 = (0.089, 0.118, 0.152, 0.202)  # higher is better; cycles/px
+CNR = (0.68, 1.35, 2.6, 4.2)  # higher is better; |lesion HU| / measured noise std
+# Sampling ranges (log-uniform). Thresholds above sit near the quintiles of what these ranges give
+# (calibrated on 180 images), so the five levels of every dimension are about equally frequent.
+NOISE_RANGE = (4.0, 80.0)
+VIEWS_REL_RANGE = (12.0, 240.0)
+MTF50_RANGE = (0.045, 0.40)
+CONTRAST_RANGE = (10.0, 80.0)
+# Weight of the shared protocol severity in every dimension's draw (0: independent dimensions).
+# Clinical degradations co-vary: a reduced-dose, sparse-view protocol is worse in several ways at
+# once; the independent part (1 - SHARED) keeps every dimension informative on its own.
+SHARED = 0.6
+
+
+@dataclass(frozen=True)
+class SynthCTConfig:
+    n: int = 400  # images in total
+    size: int = 128  # pixels (square)
+    seed: int = 0
+    format: str = "png"  # "png" (16-bit, windowed W400/L40) or "dcm" (HU, CT DICOM)
+    per_content: int = 8  # degraded versions of each phantom/content
+    jitter: float = 0.0  # rater jitter: std of Gaussian noise (score units) added before rounding
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train/val/test fractions, by content
+    workers: int = 0  # 0 = os.cpu_count()
+
+    def __post_init__(self) -> None:
+        def bad(key: str, want: str, got: Any) -> LoraIqaError:
+            return LoraIqaError(f"synth: '{key}' must be {want}, got {got!r}")
+
+        for key, lo in (("n", 1), ("size", 32), ("per_content", 1), ("workers", 0), ("seed", 0)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise bad(key, "an integer", v)
+            if v < lo:
+                raise bad(key, f">= {lo}", v)
+            object.__setattr__(self, key, int(v))
+        if self.size > 1024:
+            raise bad("size", "<= 1024", self.size)
+        if self.format not in FORMATS:
+            raise bad("format", "one of " + "|".join(FORMATS), self.format)
+        j = self.jitter
+        if isinstance(j, bool) or not isinstance(j, (int, float, np.number)) or not math.isfinite(j) or j < 0:
+            raise bad("jitter", "a finite number >= 0", j)
+        object.__setattr__(self, "jitter", float(j))
+        s = self.splits
+        try:
+            s = tuple(float(x) for x in s)
+        except (TypeError, ValueError):
+            raise bad("splits", "three fractions (train, val, test)", self.splits) from None
+        if len(s) != 3 or not all(math.isfinite(x) and x > 0 for x in s) or abs(sum(s) - 1) > 1e-6:
+            raise bad("splits", "three positive fractions (train, val, test) that sum to 1", self.splits)
+        object.__setattr__(self, "splits", s)
+        if self.n_contents < 3:
+            raise bad("n", f">= 3 * per_content = {3 * self.per_content} (one content per split)", self.n)
+
+    @property
+    def n_contents(self) -> int:
+        return -(-self.n // self.per_content)
+
+
+def _count(x: float, th: tuple) -> int:
+    return int(sum(x >= t for t in th))
+
+
+def _continuous(x: float, th: tuple) -> float:
+    """Position of x on the log scale of the ascending thresholds th, with th[k] at k + 0.5."""
+    lx, lt = math.log(max(x, 1e-12)), [math.log(t) for t in th]
+    if lx < lt[0]:
+        return 0.5 - (lt[0] - lx) / (lt[1] - lt[0])
+    if lx >= lt[-1]:
+        return len(th) - 0.5 + (lx - lt[-1]) / (lt[-1] - lt[-2])
+    k = max(i for i in range(len(lt)) if lt[i] <= lx)
+    return k + 0.5 + (lx - lt[k]) / (lt[k + 1] - lt[k])
+
+
+def rate(params: dict, measured: dict, *, jitter: float = 0.0, rng: np.random.Generator | None = None) -> dict[str, int]:
+    """The rule-based rater: 0..4 per dimension (higher is better); see the table in the docstring.
+
+    ``params``: ``kernel``, ``blur``, ``lesion_hu``; ``measured``: ``noise_hu``, ``streak_hu``.
+    With ``jitter`` > 0 (needs ``rng``) each score gets Gaussian noise of that std before rounding.
+    """
+    if jitter > 0 and rng is None:
+        raise ValueError("rate: jitter needs an rng")
+    q = {
+        "noise": (float(measured["noise_hu"]), NOISE_HU, False),
+        "artifact": (float(measured["streak_hu"]), STREAK_HU, False),
+        "sharpness": (mtf50(params["kernel"], float(params["blur"])), MTF50, True),
+        "contrast": (abs(float(params["lesion_hu"])) / max(float(measured["noise_hu"]), 1e-6), CNR, True),
+    }
+    out: dict[str, int] = {}
+    for dim, (x, th, higher) in q.items():
+        if jitter > 0:
+            c = _continuous(x, th)
+            c = c if higher else 4.0 - c
+            level = round_half_up(c + jitter * float(rng.standard_normal()))
+        else:
+            level = _count(x, th) if higher else 4 - _count(x, th)
+        out[dim] = int(min(4, max(0, level)))
+    out["overall"] = overall_from([out[d] for d in DIMENSIONS[:-1]], jitter, rng)
+    return out
+
+
+def sample_params(rng: np.random.Generator, sino: np.ndarray) -> dict:
+    """Draw one image's degradations: a shared protocol severity plus an independent part per dimension."""
+    size = sino.shape[0]
+    z = float(rng.uniform())  # the protocol's quality (0 worst .. 1 best), shared by all dimensions
+
+    def draw(lo: float, hi: float, better_high: bool) -> float:
+        q = SHARED * z + (1.0 - SHARED) * float(rng.uniform())
+        q = q if better_high else 1.0 - q
+        return float(math.exp(math.log(lo) + q * (math.log(hi) - math.log(lo))))
+
+    views = int(np.clip(round(draw(*VIEWS_REL_RANGE, True) * size / 128.0), 8, MAX_VIEWS))
+    views = len(_view_indices(views))
+    f50 = draw(*MTF50_RANGE, True)
+    kernels = [k for k in KERNELS if _KERNEL_MTF50[k] >= f50]
+    kernel = kernels[int(rng.integers(len(kernels)))]
+    w = float(_kernel_window(kernel, np.array([f50]))[0])
+    blur = round(math.sqrt(max(0.0, math.log(w / 0.5)) / (2 * math.pi**2 * f50**2)), 4)
+    sigma = draw(*NOISE_RANGE, False)
+    dose = predicted_noise_hu(sino, views, kernel, 1.0) ** 2 / sigma**2
+    dose = int(np.clip(round(dose), 20, 10**10))
+    lesion = round(draw(*CONTRAST_RANGE, True), 2)
+    return {"dose": dose, "views": views, "kernel": kernel, "blur": blur, "lesion_hu": lesion, "size": size}
+
+
+def _content_plan(cfg: SynthCTConfig) -> list[tuple[int, str, str, int]]:
+    """(index, content id, kind, number of images) per content, in order."""
+    plan, nb, nsl = [], 0, 0
+    for i in range(cfg.n_contents):
+        m = min(cfg.per_content, cfg.n - i * cfg.per_content)
+        if i % SL_EVERY == SL_EVERY - 1:
+            plan.append((i, f"sl{nsl:04d}", "shepp_logan", m))
+            nsl += 1
+        else:
+            plan.append((i, f"ph{nb:04d}", "body", m))
+            nb += 1
+    return plan
+
+
+def _write(path: Path, hu: np.ndarray, fmt: str, meta: dict) -> None:
+    from lora_iqa.data import writers
+    from lora_iqa.data.io import apply_window
+
+    if fmt == "png":
+        writers.write_png16(path, apply_window(hu, WINDOW))
+    else:
+        from pydicom.uid import generate_uid
+
+        key = f"lora_iqa.synth_ct/{meta['seed']}/{meta['content']}"
+        px = FOV_MM / hu.shape[0]
+        writers.write_dicom_ct(
+            path, hu, window=WINDOW,
+            PatientID=meta["content"],
+            StudyInstanceUID=generate_uid(entropy_srcs=[key, "study"]),
+            SeriesInstanceUID=generate_uid(entropy_srcs=[key, "series"]),
+            FrameOfReferenceUID=generate_uid(entropy_srcs=[key, "frame"]),
+            SOPInstanceUID=generate_uid(entropy_srcs=[key, meta["name"]]),
+            InstanceNumber=meta["k"] + 1,
+            PixelSpacing=[f"{px:.6g}", f"{px:.6g}"],
+            SliceThickness="1",
+            ImageComments="SYNTHETIC image (simulated physics), not a patient",
+        )
+
+
+def _render_content(job: tuple) -> list[dict]:
+    """Write one content's reference and images; return its manifest rows (in k order)."""
+    index, cid, kind, count, split, cfg_d, images_dir = job
+    cfg = SynthCTConfig(**cfg_d)
+    rng_c = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0, index]))
+    base, les = _phantom_parts(rng_c, cfg.size, kind)
+    s_base = _project(base)
+    s_les = _project_delta(les)
+    ext = cfg.format
+    images_dir = Path(images_dir)
+    ref_name = f"{cid}_ref.{ext}"
+    ref = _reconstruct(s_base + REF_LESION_HU * s_les, {"views": MAX_VIEWS, "kernel": "ramp", "blur": 0.0}, None)[0]
+    _write(images_dir / ref_name, ref, ext, {"seed": cfg.seed, "content": cid, "name": ref_name, "k": -1})
+    roi = noise_roi(cfg.size)
+    body = base > -500.0
+    rows = []
+    for k in range(count):
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1, index, k]))
+        params = sample_params(rng, s_base)
+        sino = s_base + params["lesion_hu"] * s_les
+        hu, noise = _reconstruct(sino, params, rng)
+        noise_hu = float(np.std(noise[roi]))
+        all_views = _reconstruct(sino, {**params, "views": MAX_VIEWS, "dose": None}, None)[0]
+        streak_hu = float(np.std((hu - noise - all_views)[body]))
+        labels = rate(params, {"noise_hu": noise_hu, "streak_hu": streak_hu}, jitter=cfg.jitter, rng=rng)
+        name = f"{cid}_{k}.{ext}"
+        _write(images_dir / name, hu, ext, {"seed": cfg.seed, "content": cid, "name": name, "k": k})
+        rows.append({
+            "image": f"images/{name}", "split": split, "content": cid,
+            **{d: labels[d] for d in DIMENSIONS},
+            "reference": f"images/{ref_name}",
+            "dose": params["dose"], "views": params["views"], "kernel": params["kernel"],
+            "blur": params["blur"], "lesion_hu": params["lesion_hu"],
+            "noise_hu": round(noise_hu, 3), "streak_hu": round(streak_hu, 3), "mtf50": round(mtf50(params["kernel"], params["blur"]), 4),
+            "phantom": kind, "synthetic": 1,
+        })
+    return rows
+
+
+def _readme(cfg: SynthCTConfig, rows: list[dict]) -> str:
+    doc = __doc__ or ""
+    rater = doc[doc.index("Rater (the labels"):doc.index("Output of")].rstrip()
+    counts = {d: np.bincount([r[d] for r in rows], minlength=5).tolist() for d in DIMENSIONS}
+    splits = {s: len({r["content"] for r in rows if r["split"] == s}) for s in ("train", "val", "test")}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "workers"}
+    lines = [
+        "SYNTHETIC CT image-quality data: the images are simulated physics and the labels come from a "
+        "rule-based rater, NOT from human ratings.",
+        "",
+        "# Synthetic CT image quality (lora_iqa.data.synth.ct)",
+        "",
+        f"Generated by `lora_iqa.data.synth.ct.synth_ct` with config: `{settings}` (seed {cfg.seed}; "
+        "the output does not depend on the number of workers).",
+        f"{len(rows)} images from {cfg.n_contents} contents (phantoms); contents per split: {splits}.",
+        "",
+        "Files: `images/<content>_<k>.<ext>` (degraded reconstructions), `images/<content>_ref.<ext>` "
+        "(clean reference: 360 views, ramp kernel, no noise, no blur, lesions at 70 HU), `manifest.csv`.",
+        "PNG files are 16-bit grayscale windowed at soft tissue (level 40 HU, width 400 HU) into [0, 1]; "
+        "DICOM files hold HU with that window.",
+        "",
+        "Manifest extras: `dose` = I0 (incident photons per ray), `views` = projections over 180 deg, "
+        "`kernel` = FBP filter, `blur` = detector blur sigma (px), `lesion_hu` = |lesion contrast| (HU), "
+        "`noise_hu` = measured noise std (HU) in the central ROI, `mtf50` = cycles/px, `phantom` = "
+        "body|shepp_logan, `synthetic` = 1.",
+        "",
+        "## " + rater.replace("\n    ", "\n"),
+        "",
+        "Label counts per level 0..4: " + ", ".join(f"{d} {counts[d]}" for d in DIMENSIONS),
+        "",
+        "## Physics",
+        "",
+        "Parallel-beam radon/iradon (scikit-image), 192 mm field of view, mu_water 0.02/mm, "
+        "Poisson counts at I0, angular subsampling of a 360-angle sinogram, Gaussian detector blur, "
+        "FBP with the listed kernel. See the docstring of `lora_iqa/data/synth/ct.py`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def synth_ct(out_dir: str | os.PathLike, cfg: SynthCTConfig | None = None, progress: bool = True) -> Path:
+    """Generate the data set into ``out_dir`` (replaced atomically); return the manifest path."""
+    from tqdm.auto import tqdm
+
+    from lora_iqa.data.manifest import write_manifest
+
+    cfg = cfg or SynthCTConfig()
+    out = Path(out_dir)
+    check_out_dir(out, "SYNTHETIC CT", "synthetic CT")
+    plan = _content_plan(cfg)
+    splits = content_splits(cfg.n_contents, cfg.splits, cfg.seed)
+    workers = cfg.workers or os.cpu_count() or 1
+    workers = min(workers, len(plan))
+    cfg_d = asdict(cfg)
+    with atomic_path(out, replace_dir=True) as tmp:  # check_out_dir: an earlier output of this generator
+        images = tmp / "images"
+        images.mkdir(parents=True)
+        jobs = [(i, cid, kind, m, splits[i], cfg_d, str(images)) for i, cid, kind, m in plan]
+        results: list[list[dict] | None] = [None] * len(jobs)
+        with tqdm(total=cfg.n, unit="img", desc="synth ct", disable=not progress) as bar:
+            if workers <= 1:
+                for i, job in enumerate(jobs):
+                    results[i] = _render_content(job)
+                    bar.update(len(results[i]))
+            else:
+                ex = worker_pool(workers)
+                try:
+                    futs = {ex.submit(_render_content, job): i for i, job in enumerate(jobs)}
+                    for fut in as_completed(futs):
+                        results[futs[fut]] = fut.result()
+                        bar.update(len(results[futs[fut]]))
+                finally:  # on failure: drop queued contents, wait for running ones, then clean up
+                    ex.shutdown(wait=True, cancel_futures=True)
+        rows = [r for res in results for r in res]  # content order, independent of scheduling
+        (tmp / "README.md").write_text(_readme(cfg, rows))
+        write_manifest(tmp / "manifest.csv", rows, DIMENSIONS)
+    return out / "manifest.csv"
