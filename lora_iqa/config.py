@@ -17,10 +17,8 @@ from typing import Any, Sequence
 import yaml
 
 from lora_iqa.errors import LoraIqaError
+from lora_iqa.protocols import PROTOCOLS, REFERENCES, Protocol, get_protocol
 from lora_iqa.template import CT_DIMENSIONS, DOMAINS, Template
-
-PROTOCOLS = ("ss", "ds", "ms")  # single, double, multiple stimulus
-REFERENCES = ("nr", "fr")  # no-reference; full-reference adds the clean reference image as one more input
 PARTS = ("vision", "cross", "text")
 PART_MODES = ("frozen", "lora", "full")
 QUANTIZE = ("none", "4bit", "8bit")
@@ -53,7 +51,8 @@ class DataConfig:
                    "data.window", "must be [level, width>0], finite", self.window)
 
 
-ADAPTER_METHODS = ("lora", "full", "clip_prompt")
+ADAPTER_METHODS = ["lora", "full", "clip_prompt", "regression", "classification"]  # methods.registry.register adds
+IMAGE_SCORERS = ("clip_prompt", "regression", "classification")  # methods that score single images (ss, nr)
 
 
 @dataclass
@@ -201,13 +200,17 @@ class Config:
         _check(self.quantize in QUANTIZE, "quantize", f"must be one of {QUANTIZE}", self.quantize)
         _check(self.quantize == "none" or self.adapter.method == "lora", "quantize",
                "needs adapter.method=lora (quantized base weights cannot be trained)", self.quantize)
-        _check(self.adapter.method != "clip_prompt" or (self.protocol, self.reference) == ("ss", "nr"), "protocol",
-               "must be ss with reference nr for adapter.method=clip_prompt (CLIP scores one image)",
+        _check(self.adapter.method not in IMAGE_SCORERS or self.make_protocol().single_image, "protocol",
+               f"must be ss with reference nr for adapter.method={self.adapter.method} (it scores single images)",
                f"{self.protocol}_{self.reference}")
 
     def template(self) -> Template:
         """The score <-> caption template of this experiment's dimensions and domain."""
         return Template(tuple(self.data.dimensions), domain=self.data.domain)
+
+    def make_protocol(self) -> Protocol:
+        """The protocol object of ``protocol``, ``reference`` and ``data.k``."""
+        return get_protocol(self.protocol, self.reference, self.data.k)
 
     @property
     def adapter_name(self) -> str:
@@ -248,9 +251,10 @@ class BenchMethod:
 
     def recipe_overrides(self) -> list[str]:
         """The recipe keys this row sets: adapter method, targets, rank and flags, then its own overrides."""
-        if self.method in CLIP_METHODS:
-            return ["adapter.method=clip_prompt", *self.overrides]
-        if self.method != "lora":  # full fine-tuning; the heads and untrained rows read only the train keys
+        scorer = "clip_prompt" if self.method in CLIP_METHODS else self.method
+        if scorer in IMAGE_SCORERS:  # they train (or are built) on single images; the cell judges ds / ms from them
+            return [f"adapter.method={scorer}", "protocol=ss", "reference=nr", *self.overrides]
+        if self.method != "lora":  # full fine-tuning; the untrained rows read only the train keys
             return ["adapter.method=full", *self.overrides]
         return ["adapter.method=lora", f"adapter.targets={list(self.targets)}", f"adapter.r={self.r}",
                 f"adapter.use_rslora={self.use_rslora}", f"adapter.use_dora={self.use_dora}", *self.overrides]

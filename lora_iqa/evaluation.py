@@ -2,7 +2,8 @@
 
 ss items carry scores per dimension; ds items a preference (0 first better, 1 second, 0.5 similar);
 ms items a ranking. ds and ms judgements also become a per-image quality scale (Thurstone Case V,
-MAP) whose correlation with the true overall score is reported under the overall dimension.
+MAP) whose correlation with the true overall score is reported under the overall dimension
+(:mod:`lora_iqa.protocols`).
 """
 
 from __future__ import annotations
@@ -12,18 +13,9 @@ from typing import Sequence
 
 from lora_iqa.data.samples import Sample
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.methods.blip.predict import (
-    generate_captions,
-    logit_scores,
-    preference_scores,
-    ranking_scores,
-)
-from lora_iqa.metrics import (
-    correlations,
-    pairwise_accuracy,
-    ranking_kendall,
-    thurstone_map,
-)
+from lora_iqa.methods.blip.predict import generate_captions, protocol_logits
+from lora_iqa.methods.interface import ImageScorer
+from lora_iqa.protocols import SS, Protocol
 from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template
 
@@ -31,8 +23,7 @@ METHODS = ("logits", "caption")
 
 
 def predict(model, processor, samples: Sequence[Sample], template: Template, method: str,
-            batch_size: int = 64, scorer=None, protocol: str = "ss", index: bool = False,
-            k: int | None = None) -> list[dict]:
+            batch_size: int = 64, scorer=None, protocol: Protocol = SS, index: bool = False) -> list[dict]:
     """Per sample, by ``logits`` or ``caption``: ss ``{"scores", "caption"}``; ds ``{"preference",
     "probability", "caption"}``; ms ``{"ranking", "caption"}`` (logits add ``probs`` / ``expected_ranks``).
 
@@ -41,7 +32,7 @@ def predict(model, processor, samples: Sequence[Sample], template: Template, met
     model adds image-index embeddings (every multi-image adapter).
     """
     return [finite_or_failed(p) for p in _predict(model, processor, samples, template, method, batch_size, scorer,
-                                                   protocol, index, k)]
+                                                   protocol, index)]
 
 
 def finite_or_failed(pred: dict) -> dict:
@@ -72,54 +63,40 @@ def _nones(v):
 
 
 def _predict(model, processor, samples: Sequence[Sample], template: Template, method: str, batch_size: int,
-             scorer, protocol: str, index: bool, k: int | None) -> list[dict]:
+             scorer, protocol: Protocol, index: bool) -> list[dict]:
     images = [s.images for s in samples]
-    k = k or (len(samples[0].items) if samples and protocol == "ms" else 4)
-    if getattr(model, "is_prompt_learner", False):  # CLIP antonym prompts: one image, scores, no caption
-        if method != "logits" or protocol != "ss":
-            raise LoraIqaError(f"a CLIP prompt learner scores single images by its antonym prompts: use method "
-                               f"logits and protocol ss (got {method}, {protocol})")
+    if isinstance(model, ImageScorer):  # e.g. CLIP antonym prompts: one image, scores, no caption
+        if method != "logits" or not protocol.per_image:
+            raise LoraIqaError(f"{type(model).__name__} scores single images (no captions): use method "
+                               f"logits and protocol ss (got {method}, {protocol.name})")
         return [{"scores": r, "caption": None} for r in model.scores([ims[0] for ims in images], batch_size=batch_size)]
     if method == "logits":
-        if protocol == "ds":
-            return [{**r, "caption": None} for r in preference_scores(model, processor, images, index)]
-        if protocol == "ms":
-            return [{**r, "caption": None} for r in ranking_scores(model, processor, images, k, index)]
-        res = logit_scores(model, processor, images, template, batch_size=batch_size, index=index)
-        return [{"scores": r["scores"], "caption": template.render(r["levels"])} for r in res]
+        res = protocol_logits(model, processor, images, protocol, template, batch_size=batch_size, index=index)
+        if protocol.per_image:  # the caption of the most probable levels
+            return [{"scores": r["scores"], "caption": template.render(r["levels"])} for r in res]
+        return [{**r, "caption": None} for r in res]
     if method == "caption":
-        prompt = template.prefix(template.dimensions[0]) if protocol == "ss" else ""
-        caps = generate_captions(model, processor, images, prompt=prompt, batch_size=batch_size, index=index)
-        results = (scorer or TemplateScorer(template)).score(caps, protocol, k)
-        out = []
-        for c, r in zip(caps, results):
-            answer = ({"scores": {d: (r.scores or {}).get(d) for d in template.dimensions}} if protocol == "ss" else
-                      {"preference": r.preference, "probability": r.probability} if protocol == "ds" else
-                      {"ranking": r.ranking})
-            out.append({**answer, "caption": c, **({} if r.ok else {"status": r.status, "reason": r.reason})})
-        return out
+        caps = generate_captions(model, processor, images, prompt=protocol.caption_prompt(template),
+                                 batch_size=batch_size, index=index)
+        results = (scorer or TemplateScorer(template)).score(caps, protocol)
+        return [{**protocol.result_answer(r, template), "caption": c,
+                 **({} if r.ok else {"status": r.status, "reason": r.reason})} for c, r in zip(caps, results)]
     raise ValueError(f"unknown scoring method '{method}' (expected one of {METHODS})")
 
 
-def items_of(samples: Sequence[Sample], preds: Sequence[dict], template: Template, protocol: str) -> list[dict]:
+def items_of(samples: Sequence[Sample], preds: Sequence[dict], template: Template, protocol: Protocol) -> list[dict]:
     """The ``eval --out`` items: image path(s), content(s), truth and prediction, per sample."""
     items = []
     for s, p in zip(samples, preds):
         extra = {k: p[k] for k in ("caption", "status", "reason") if k in p}
         stimuli = s.items or (s.item,)
         paths = [str(it.image) for it in stimuli] + [str(s.item.reference)] * (len(s.images) - len(stimuli))
-        if protocol == "ss":
-            items.append({"images": paths, "content": s.item.content, "true": dict(s.labels), "pred": p["scores"], **extra})
-            continue
-        truth = [float(it.scores[template.overall]) for it in s.items]
-        pred = {k: v for k, v in p.items() if k not in extra}
-        items.append({"images": paths, "contents": [it.content for it in s.items], "true": {template.overall: truth},
-                      "answer": s.answer if isinstance(s.answer, str) else list(s.answer), "pred": pred, **extra})
+        items.append(protocol.item(paths, s, p, extra, template))
     return items
 
 
 def evaluate(model, processor, samples: Sequence[Sample], template: Template, split: str = "test",
-             method: str = "logits", batch_size: int = 64, scorer=None, protocol: str = "ss",
+             method: str = "logits", batch_size: int = 64, scorer=None, protocol: Protocol = SS,
              index: bool = False) -> dict:
     """The ``eval --out`` object: protocol, split, n, method, metrics, and every item.
 
@@ -129,67 +106,5 @@ def evaluate(model, processor, samples: Sequence[Sample], template: Template, sp
                     protocol=protocol, index=index)
     items = items_of(samples, preds, template, protocol)
     scorer_name = getattr(scorer, "name", "template") if method == "caption" else None
-    return {"protocol": protocol, "split": split, "n": len(items), "method": method, "scorer": scorer_name,
-            "metrics": protocol_metrics(items, template, protocol), "items": items}
-
-
-def protocol_metrics(items: Sequence[dict], template: Template, protocol: str) -> dict:
-    """ss: per-dimension correlations. ds: ``pairwise`` accuracy (pairs >= 1 level apart) and the
-    Thurstone scale's correlations under the overall dimension. ms: mean ``kendall`` tau per ranking and
-    the scale from the rankings' pairwise orders."""
-    if protocol == "ss":
-        return metrics_of(items, template.dimensions)
-    o = template.overall
-    done = [it for it in items if (it["pred"].get("preference") if protocol == "ds" else it["pred"].get("ranking")) is not None]
-    out: dict = {}
-    if protocol == "ds":
-        out["pairwise"] = pairwise_accuracy([it["pred"]["preference"] for it in done], [it["true"][o][0] for it in done],
-                                            [it["true"][o][1] for it in done])
-    else:
-        out["ranking"] = ranking_kendall([it["pred"]["ranking"] for it in done], [it["true"][o] for it in done])
-    scale, truth = judgement_scale(done, protocol, o)
-    m = correlations(scale, truth)
-    m["rmse"] = None  # the scale is in z units, not on the 0..4 scale
-    m["missing"] = len(items) - len(done)
-    out[o] = m
-    return out
-
-
-def judgement_scale(items: Sequence[dict], protocol: str, dim: str) -> tuple[list[float], list[float]]:
-    """The Thurstone Case V scale (MAP) of every stimulus judged in ``items`` (ds preferences or ms
-    rankings, every item answered), and each stimulus's true ``dim`` score, in path order."""
-    if protocol == "ds":
-        comparisons = [(it["images"][0], it["images"][1], 1.0 - it["pred"]["preference"]) for it in items]
-    else:
-        comparisons = [(it["images"][r[a] - 1], it["images"][r[b] - 1], 1.0)
-                       for it in items for r in (it["pred"]["ranking"],)
-                       for a in range(len(r)) for b in range(a + 1, len(r))]
-    truth = {path: t for it in items for path, t in zip(it["images"], it["true"][dim])}
-    names = sorted(truth)
-    pos = {p: i for i, p in enumerate(names)}
-    scale = thurstone_map(len(names), [(pos[a], pos[b], w) for a, b, w in comparisons])
-    return scale.tolist(), [truth[p] for p in names]
-
-
-def selection_score(metrics: dict, protocol: str) -> float:
-    """One validation number to select the best step by (higher is better): the mean SRCC over the
-    dimensions (ss), pairwise accuracy (ds) or mean Kendall tau (ms)."""
-    if protocol == "ds":
-        v = metrics["pairwise"]["accuracy"]
-    elif protocol == "ms":
-        v = metrics["ranking"]["kendall"]
-    else:
-        vals = [m["srcc"] if m["srcc"] is not None else -1 for m in metrics.values()]
-        return float(sum(vals) / len(vals))
-    return -1.0 if v is None else float(v)
-
-
-def metrics_of(items: Sequence[dict], dimensions: Sequence[str]) -> dict[str, dict]:
-    """Per-dimension correlations over the items whose prediction is present (``missing`` counts the rest)."""
-    out = {}
-    for d in dimensions:
-        pairs = [(it["pred"][d], it["true"][d]) for it in items if it["pred"].get(d) is not None]
-        m = correlations([p for p, _ in pairs], [t for _, t in pairs])
-        m["missing"] = len(items) - len(pairs)
-        out[d] = m
-    return out
+    return {"protocol": protocol.name, "split": split, "n": len(items), "method": method, "scorer": scorer_name,
+            "metrics": protocol.metrics(items, template), "items": items}

@@ -11,20 +11,16 @@ Loading from the Hub (``--adapter OWNER/NAME``) is ``lora_iqa.artifact.resolve_a
 from __future__ import annotations
 
 import glob
-import json
 import os
 from pathlib import Path
 
 import yaml
 
-from lora_iqa.artifact import read_meta
+from lora_iqa.artifact import META_FILE, AdapterMeta, read_meta
 from lora_iqa.errors import LoraIqaError, first_line
+from lora_iqa.methods.common import check_file
+from lora_iqa.methods.registry import get_method
 
-META_KEYS = ("protocol", "dimensions", "template_version", "base", "config", "metrics")
-LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")
-LIBRARY = {"lora": "peft", "clip_prompt": "lora_iqa"}  # the model card's library_name per adapter method
-FULL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")  # safetensors only: lora_iqa loads no pickle
-FULL_PROCESSOR = ("processor_config.json", "preprocessor_config.json")
 SKIP_DIRS = ("checkpoints", "wandb")  # training state and tracker logs, not the adapter
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete", ".lock", ".swp", "~")
 TAG = "lora_iqa"
@@ -51,58 +47,30 @@ def push(adapter_dir: str | Path, repo_id: str, private: bool = False, endpoint:
     for rel in files:  # belt and braces: the token must never leave in a file
         if not rel.endswith((".safetensors", ".bin")) and token.encode() in (root / rel).read_bytes():
             raise LoraIqaError(f"{root / rel}: contains your Hugging Face token; refusing to upload it")
-    kind = {"lora": "LoRA adapter", "clip_prompt": "CLIP prompt learner"}.get(_kind(root, meta), "full fine-tune")
+    kind = get_method(meta.method).title
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(root),
                           allow_patterns=[glob.escape(f) for f in files],
-                          commit_message=f"lora_iqa {kind}, protocol {meta['protocol']}, step {meta.get('step')}")
+                          commit_message=f"lora_iqa {kind}, protocol {meta.protocol}, step {meta.step}")
     except Exception as e:  # HTTP errors (401/403/404...), offline mode, connection errors
         raise LoraIqaError(f"{repo_id}: push to the Hub failed ({type(e).__name__}: {_summary(e)})") from e
     return str(url)
 
 
-def check_dir(root: Path) -> tuple[dict, list[str]]:
+def check_dir(root: Path) -> tuple[AdapterMeta, list[str]]:
     """(meta, files to upload) of a directory fit to push; LoraIqaError naming the file at fault otherwise."""
     if not root.is_dir():
         raise LoraIqaError(f"{root}: not a directory")
-    meta = read_meta(root)
-    meta_path = root / "lora_iqa.json"
-    if not isinstance(meta, dict):
-        raise LoraIqaError(f"{meta_path}: not a JSON object")
-    missing = [k for k in META_KEYS if k not in meta]
+    meta = read_meta(root)  # keys and types checked; what older files lack is defaulted
+    # a pushed adapter documents itself: what read_meta would default to "not recorded" must be there
+    missing = [k for k, v in (("template_version", meta.template_version), ("metrics", meta.metrics)) if not v]
     if missing:
-        raise LoraIqaError(f"{meta_path}: missing key(s) {', '.join(missing)}")
-    base = meta["base"] if isinstance(meta["base"], dict) else {}
-    if not base.get("name_or_path") or not base.get("fingerprint"):
-        raise LoraIqaError(f"{meta_path}: 'base' needs name_or_path and fingerprint")
-    kind = _kind(root, meta)
-    if kind == "clip_prompt":  # prompt tensors on a CLIP base
-        from lora_iqa.methods.clip.prompt import WEIGHTS_NAME
-
-        _check_file(root / WEIGHTS_NAME)
-        _check_safetensors(root / WEIGHTS_NAME)
-    elif kind == "lora":
-        for name in LORA_FILES:
-            _check_file(root / name)
-        _check_json(root / "adapter_config.json")
-        _check_safetensors(root / "adapter_model.safetensors")
-    else:
-        _check_file(root / "config.json")
-        _check_json(root / "config.json")
-        weights = [root / n for n in FULL_WEIGHTS if (root / n).is_file()]
-        if not weights:
-            raise LoraIqaError(f"{root / FULL_WEIGHTS[0]}: not found (a full fine-tune needs its model weights)")
-        if weights[0].name.endswith(".index.json"):
-            shards = set(_check_json(weights[0]).get("weight_map", {}).values())
-            for shard in sorted(shards):
-                _check_file(root / shard)
-        elif weights[0].suffix == ".safetensors":
-            _check_safetensors(weights[0])
-        if not any((root / n).is_file() for n in FULL_PROCESSOR):
-            raise LoraIqaError(f"{root / FULL_PROCESSOR[0]}: not found (a full fine-tune carries its processor)")
-    _check_card(root / "README.md", meta, kind)
+        raise LoraIqaError(f"{root / META_FILE}: missing key(s) {', '.join(missing)}")
+    method = get_method(meta.method)
+    method.check_saved(root)
+    _check_card(root / "README.md", meta, method.library_name)
     return meta, upload_files(root)
 
 
@@ -129,51 +97,15 @@ def card_metadata(text: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _kind(root: Path, meta: dict) -> str:
-    """lora, full or clip_prompt: the adapter method the directory was trained with."""
-    method = (meta.get("config") or {}).get("adapter", {}).get("method")
-    return method or ("lora" if (root / "adapter_config.json").exists() else "full")
-
-
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise LoraIqaError(f"{path}: not found")
-    if path.stat().st_size == 0:
-        raise LoraIqaError(f"{path}: empty")
-
-
-def _check_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LoraIqaError(f"{path}: unreadable ({first_line(e)})") from None
-    if not isinstance(data, dict):
-        raise LoraIqaError(f"{path}: not a JSON object")
-    return data
-
-
-def _check_safetensors(path: Path) -> None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if not list(f.keys()):
-                raise LoraIqaError(f"{path}: holds no tensors")
-    except LoraIqaError:
-        raise
-    except Exception as e:  # safetensors raises its own SafetensorError on a bad header / truncation
-        raise LoraIqaError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
-
-
-def _check_card(path: Path, meta: dict, kind: str) -> None:
-    _check_file(path)
+def _check_card(path: Path, meta: AdapterMeta, library_name: str) -> None:
+    check_file(path)
     try:
         data = card_metadata(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise LoraIqaError(f"{path}: unreadable model card metadata ({first_line(e)})") from None
     if data is None:
         raise LoraIqaError(f"{path}: no YAML metadata block (--- ... ---) at the top of the model card")
-    want = {"base_model": meta["base"]["name_or_path"], "library_name": LIBRARY.get(kind, "transformers")}
+    want = {"base_model": meta.base.name_or_path, "library_name": library_name}
     for key, value in want.items():
         if data.get(key) != value:
             raise LoraIqaError(f"{path}: metadata '{key}' is {data.get(key)!r}, expected {value!r}")

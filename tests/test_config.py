@@ -121,10 +121,14 @@ def test_every_bench_config_is_valid():
 
     from lora_iqa.config import load_bench
 
-    configs = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+    root = Path(__file__).parents[1]
+    configs = sorted((root / "benchmarks" / "configs").glob("*.yaml"))
     assert configs
     for path in configs:
         bc = load_bench(path)
         for m in bc.methods:  # every row's keys build a valid recipe
             load_config(bc.recipes.get("ss"), [*bc.overrides, *m.recipe_overrides()])
-        assert f"lora-iqa bench benchmarks/configs/{path.name} --out" in path.read_text().splitlines()[0]
+        # the first line is the launch command; it writes the committed results under benchmarks/results/
+        first = path.read_text().splitlines()[0]
+        assert f"lora-iqa bench benchmarks/configs/{path.name} --out benchmarks/results/" in first
+        assert (root / first.split("--out ", 1)[1].strip()).is_dir(), first

@@ -10,6 +10,7 @@ points at the fake too, so a stray request would land there (and be logged) rath
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -412,7 +413,7 @@ def test_offline_uses_the_cached_snapshot(hub, local, monkeypatch):
     n = len(hub.requests)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert resolve_adapter("alice/ct-lora") == first
-    assert read_meta("alice/ct-lora") == json.loads((local / "lora_iqa.json").read_text())
+    assert read_meta("alice/ct-lora").to_dict() == json.loads((local / "lora_iqa.json").read_text())
     assert len(hub.requests) == n
 
 
@@ -434,14 +435,16 @@ def full_dir(adapter_dir, tmp_path) -> Path:
     """A full fine-tune directory written by train.save_trained (a tiny base standing in for the trained model)."""
     from conftest import tiny_base
 
+    from lora_iqa.artifact import BaseRef, read_meta
+    from lora_iqa.methods.registry import get_method
     from lora_iqa.training.card import save_trained
 
     model, processor = tiny_base(seed=1)
-    meta = json.loads((adapter_dir / "lora_iqa.json").read_text())
-    meta["config"]["adapter"]["method"] = "full"
-    meta["base"]["name_or_path"] = "scratch"
+    meta = read_meta(adapter_dir)
+    config = {**meta.config, "adapter": {**meta.config["adapter"], "method": "full"}}
+    meta = dataclasses.replace(meta, method="full", config=config, base=BaseRef("scratch", meta.base.fingerprint))
     out = tmp_path / "full"
-    save_trained(model, processor, out, meta)
+    save_trained(get_method("full"), model, processor, out, meta)
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / "model.safetensors").write_bytes(b"state")
     return out
@@ -463,7 +466,7 @@ def test_push_and_load_a_full_fine_tune(hub, full_dir, capsys):
     assert front["library_name"] == "transformers" and front["base_model"] == "scratch"
     assert "lora_iqa" in front["tags"] and "lora" not in front["tags"]
     model, processor, meta = load_trained("alice/ct-full")
-    assert isinstance(model, BlipForConditionalGeneration) and meta["config"]["adapter"]["method"] == "full"
+    assert isinstance(model, BlipForConditionalGeneration) and meta.method == "full"
 
 
 @pytest.mark.parametrize("missing", ["model.safetensors", "config.json", "processor_config.json"])
@@ -491,7 +494,7 @@ def test_push_and_load_a_clip_prompt_directory(hub, clip_dir, natural, tmp_path,
     front = yaml.safe_load(files["README.md"].decode().split("---")[1])
     assert front["library_name"] == "lora_iqa" and "clip-prompt" in front["tags"]
     learner, _, meta = load_trained("alice/nat-clip")
-    assert isinstance(learner, ClipPromptLearner) and meta["method"] == "clip_prompt"
+    assert isinstance(learner, ClipPromptLearner) and meta.method == "clip_prompt"
     (out / WEIGHTS_NAME).write_bytes(b"")
     assert main(["push", str(out), "--repo-id", "alice/nat-clip"]) == 1
     one_error_line(capsys, out / WEIGHTS_NAME)

@@ -61,3 +61,14 @@ def test_no_function_over_the_line_limit():
 def test_the_function_counter_counts():
     body = "\n".join(f"    x{i} = {i}" for i in range(90))
     assert long_functions(f"def big():\n{body}\n\ndef small():\n    return 1\n", MAX_FUNCTION_LINES) == [("big", 91)]
+
+
+def test_benchmarks_are_scripts_configs_results():
+    """benchmarks/ holds scripts/, configs/, results/ and its README; no script is named like a module of
+    the package (a script protocols.py would read as lora_iqa/protocols/)."""
+    bench = ROOT / "benchmarks"
+    top = {p.name for p in bench.iterdir() if not p.name.startswith((".", "__"))}
+    assert top <= {"README.md", "scripts", "configs", "results"}, top
+    modules = {p.stem for p in PACKAGE.rglob("*.py")} | {p.name for p in PACKAGE.rglob("*") if p.is_dir()}
+    scripts = {p.stem for p in (bench / "scripts").glob("*.py")}
+    assert scripts and not scripts & modules, scripts & modules

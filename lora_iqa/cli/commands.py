@@ -8,10 +8,7 @@ from pathlib import Path
 
 from lora_iqa.cli.scoring import (
     _check_protocol,
-    _data_settings,
     _items_failed,
-    _metrics_line,
-    _protocol_of,
     _scorer,
     _window,
 )
@@ -64,43 +61,43 @@ def _train(args) -> None:
 
 
 def _eval(args) -> int:
-    from lora_iqa.artifact import multi_image, read_meta
+    from lora_iqa.artifact import read_meta
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.samples import protocol_samples
     from lora_iqa.evaluation import evaluate
     from lora_iqa.methods.load import load_trained
-    from lora_iqa.template import Template
+    from lora_iqa.methods.registry import get_method
 
     if args.out:
         check_output_file(args.out)  # before any work
     meta = read_meta(args.adapter)  # inputs are checked before the model is loaded
-    template = Template(tuple(meta["dimensions"]), domain=meta.get("domain", "ct"))
-    protocol, reference = _protocol_of(meta)
-    d = _data_settings(meta)
-    seed = args.seed if args.seed is not None else int(meta.get("config", {}).get("seed", 0)) + 2
+    template = meta.template()
+    protocol = meta.make_protocol()
+    d = meta.data_settings()
+    seed = args.seed if args.seed is not None else meta.seed + 2
     manifest = read_manifest(args.data, template.dimensions)
     rows = manifest.split(args.split)
-    samples = protocol_samples(rows, protocol, reference, template.dimensions, seed, d["k"], d["per_image"],
-                               d["same_content"], d["similar_below"], d["window"])
+    samples = protocol_samples(rows, protocol, template.dimensions, seed, d["per_image"], d["same_content"],
+                               d["similar_below"], d["window"])
     if not samples:
-        raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol == "ss" else
-                           f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol} samples")
+        raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol.per_image else
+                           f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol.name} samples")
     model, processor, meta = load_trained(args.adapter)
-    both = ("logits",) if meta.get("method") == "clip_prompt" else ("logits", "caption")  # CLIP writes no captions
+    both = ("logits", "caption") if get_method(meta.method).captions else ("logits",)
     methods = both if args.method == "both" else (args.method,)
     scorer, _ = _scorer(args, meta)
     results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer, protocol=protocol,
-                           index=multi_image(meta)) for m in methods}
+                           index=meta.multi_image) for m in methods}
     out = dict(results[methods[0]])
     out["adapter"] = str(args.adapter)
-    if protocol != "ss" or reference != "nr":
-        out["reference"] = reference
-    if protocol != "ss":
+    if not protocol.per_image or protocol.full_reference:
+        out["reference"] = protocol.reference
+    if not protocol.per_image:  # ds pairs / ms groups are drawn by this seed
         out["seed"] = seed
     for m in methods[1:]:
         out[m] = results[m]
     for m, r in results.items():
-        print(f"{m:8s} " + _metrics_line(r["metrics"], protocol, template.overall))
+        print(f"{m:8s} " + protocol.metrics_line(r["metrics"], template.overall))
     if scorer.name != "template":
         print(scorer.usage_line(), file=sys.stderr)
     if args.out:
@@ -111,7 +108,7 @@ def _eval(args) -> int:
 
 
 def _report(args) -> None:
-    from lora_iqa.artifact import multi_image, read_meta
+    from lora_iqa.artifact import read_meta
     from lora_iqa.data.io import load_image
     from lora_iqa.data.samples import MAX_SIDE, Sample
     from lora_iqa.evaluation import predict
@@ -121,14 +118,14 @@ def _report(args) -> None:
         check_output_file(args.out)  # before any work
     meta = read_meta(args.adapter)
     args.protocol, args.images = "ss", [args.image]
-    _check_protocol(args, meta)  # an ss adapter; --reference exactly for fr
+    protocol = _check_protocol(args, meta)  # an ss adapter; --reference exactly for fr
     window = _window(args)
     image = load_image(args.image, window=window, max_side=MAX_SIDE)
     ref = (load_image(args.reference, window=window, max_side=MAX_SIDE),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     model, processor, meta = load_trained(args.adapter)
     pred = predict(model, processor, [Sample(images=(image,) + ref, labels={}, item=None)], template, "caption",
-                   scorer=scorer, index=multi_image(meta))[0]
+                   scorer=scorer, protocol=protocol, index=meta.multi_image)[0]
     text = scorer.report(pred["caption"], pred["scores"], image=args.image)
     if args.out:
         atomic_write_text(args.out, text)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lora_iqa.protocols import PROTOCOLS
+
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lora-iqa", description="LoRA image-quality captioners: train, score, compare.",
@@ -57,7 +59,7 @@ def _scoring_commands(sub) -> None:
     p = sub.add_parser("score", help="score images with an adapter (or, --method mllm, with a vision LLM)")
     p.add_argument("images", nargs="+")
     p.add_argument("--adapter", help="adapter or model dir (required except for --method mllm)")
-    p.add_argument("--protocol", choices=("ss", "ds", "ms"),
+    p.add_argument("--protocol", choices=PROTOCOLS,
                    help="ss: each IMAGE alone; ds: 2 IMAGES compared; ms: k IMAGES ranked (k: the adapter's "
                         "data.k). Must match the adapter's protocol (default: the adapter's; ss for --method mllm)")
     p.add_argument("--reference", metavar="PATH",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_iqa.artifact import META_FILE, read_meta
 from lora_iqa.config import Config, load_config, read_yaml_mapping
 from lora_iqa.errors import (
     LoraIqaError,
@@ -164,7 +165,6 @@ def validate(sweep: Sweep, out: Path) -> list[tuple[dict[str, Any], Config]]:
 
 def run_sweep(path: str | Path, out: str | Path, progress: bool = True) -> dict:
     """Run (or resume) every grid point of the sweep file; write and return the comparison."""
-    from lora_iqa.artifact import read_meta
     from lora_iqa.bases.embedded import resolve_base
     from lora_iqa.training.run import run
 
@@ -181,12 +181,12 @@ def run_sweep(path: str | Path, out: str | Path, progress: bool = True) -> dict:
         record_path = out / sweep.name / f"{name}.run.json"
         shown = " ".join(point_args({k: point[k] for k in sweep.varying})) or "(fixed values)"
         cfg.base = bases.setdefault(cfg.base, resolve_base(cfg.base, progress=progress))
-        if (run_dir / "lora_iqa.json").exists():
+        if (run_dir / META_FILE).exists():
             meta = read_meta(run_dir)
-            _check_same(run_dir, meta.get("config", {}), cfg.to_dict())
+            _check_same(run_dir, meta.config, cfg.to_dict())
             record = json.loads(record_path.read_text()) if record_path.exists() else {}
             print(f"[sweep {sweep.name}] run {i}/{len(points)}: {shown}: done already ({run_dir}), not rerun", flush=True)
-            runs.append(_row(name, point, run_dir, meta["step"], meta["metrics"], record, reused=True))
+            runs.append(_row(name, point, run_dir, meta.step, meta.metrics, record, reused=True))
             continue
         print(f"[sweep {sweep.name}] run {i}/{len(points)}: {shown} -> {run_dir}", flush=True)
         res = run(cfg, progress=progress)
@@ -256,9 +256,9 @@ def _data_of(runs: list[dict]) -> dict:
     """The manifests the runs trained on, and whether they are SYNTHETIC (a ``synthetic`` column)."""
     manifests = set()
     for r in runs:
-        meta = Path(r["dir"]) / "lora_iqa.json"
-        if meta.is_file():
-            manifests.add(json.loads(meta.read_text())["config"]["data"]["manifest"])
+        if (Path(r["dir"]) / META_FILE).is_file():
+            manifests.add(read_meta(r["dir"]).data_manifest)
+    manifests.discard(None)
     synthetic = False
     for m in manifests:
         try:

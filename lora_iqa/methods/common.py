@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 
+from lora_iqa.artifact import AdapterMeta
 from lora_iqa.errors import LoraIqaError, first_line
 
 # Weights are read from safetensors only: a .bin is a pickle, and unpickling can run code.
@@ -83,9 +85,42 @@ def require_adapter_weights(adapter_dir: str | Path) -> Path:
     return weights
 
 
-def check_base(model, meta: dict, adapter_dir, base_name: str) -> None:
+def check_base(model, meta: AdapterMeta, adapter_dir, base_name: str) -> None:
     """Refuse (one line) an adapter whose recorded base fingerprint is not ``model``'s."""
     fp = fingerprint(model)
-    if fp != meta["base"]["fingerprint"]:
-        raise LoraIqaError(f"{adapter_dir}: adapter was trained on base {meta['base']['fingerprint']}, "
+    if fp != meta.base.fingerprint:
+        raise LoraIqaError(f"{adapter_dir}: adapter was trained on base {meta.base.fingerprint}, "
                            f"but {base_name} is {fp}")
+
+
+def check_file(path: Path) -> None:
+    """Refuse (one line) a missing or empty file."""
+    if not path.is_file():
+        raise LoraIqaError(f"{path}: not found")
+    if path.stat().st_size == 0:
+        raise LoraIqaError(f"{path}: empty")
+
+
+def check_json(path: Path) -> dict:
+    """A JSON file holding an object; one line naming it otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoraIqaError(f"{path}: unreadable ({first_line(e)})") from None
+    if not isinstance(data, dict):
+        raise LoraIqaError(f"{path}: not a JSON object")
+    return data
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse (one line) a safetensors file that cannot be opened or holds no tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if not list(f.keys()):
+                raise LoraIqaError(f"{path}: holds no tensors")
+    except LoraIqaError:
+        raise
+    except Exception as e:  # safetensors raises its own SafetensorError on a bad header / truncation
+        raise LoraIqaError(f"{path}: not a readable safetensors file ({first_line(e)})") from None

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from lora_iqa.config import ScorerConfig, cache_dir
 from lora_iqa.data.manifest import Item
 from lora_iqa.errors import LoraIqaError
+from lora_iqa.protocols import SS, Protocol
 from lora_iqa.scorers import prompts
 from lora_iqa.scorers.cache import ReplyCache
 from lora_iqa.scorers.results import Result, answer_schema, failed, parse_answer
@@ -89,25 +90,25 @@ class OpenAIScorer:
         self.cache = ReplyCache(cache_dir() / "llm") if cfg.cache else None
 
     # -- the interface ---------------------------------------------------------------------------
-    def score(self, texts: Sequence[str], protocol: str = "ss", k: int = 4) -> list[Result]:
-        """One :class:`Result` per caption (ss: scores, ds: preference, ms: ranking of ``k``)."""
-        shots = self._shots(protocol, k)
-        jobs = [prompts.caption_messages(t, protocol, self.template, self.cfg.strategy, shots, k) for t in texts]
-        return self._run(jobs, protocol, k, lambda text: parse_answer(text, protocol, self.template, k))
+    def score(self, texts: Sequence[str], protocol: Protocol = SS) -> list[Result]:
+        """One :class:`Result` per caption (ss: scores, ds: preference, ms: ranking of ``protocol.k``)."""
+        shots = self._shots(protocol)
+        jobs = [prompts.caption_messages(t, protocol, self.template, self.cfg.strategy, shots) for t in texts]
+        return self._run(jobs, protocol, lambda text: parse_answer(text, protocol, self.template))
 
-    def score_images(self, groups: Sequence[Sequence[np.ndarray]], protocol: str = "ss") -> list[Result]:
+    def score_images(self, groups: Sequence[Sequence[np.ndarray]], protocol: Protocol = SS) -> list[Result]:
         """The zero-shot MLLM baseline: send the images themselves (1, 2 or k per item)."""
-        k = len(groups[0]) if groups else 4
         from lora_iqa.data.samples import ImageFile
 
-        shots = [([ImageFile(it.image, self.window) for it in s.items], s.answer) for s in self._shots(protocol, k)]
+        protocol = replace(protocol, k=len(groups[0])) if groups else protocol  # ms: as many as each item shows
+        shots = [([ImageFile(it.image, self.window) for it in s.items], s.answer) for s in self._shots(protocol)]
         jobs = [prompts.image_messages(g, protocol, self.template, self.cfg.strategy, shots) for g in groups]
-        return self._run(jobs, protocol, k, lambda text: parse_answer(text, protocol, self.template, len(groups[0])))
+        return self._run(jobs, protocol, lambda text: parse_answer(text, protocol, self.template))
 
     def report(self, caption: str, scores: Mapping[str, float | None], image: str = "") -> str:
         """A radiology-style markdown report written by the LLM from the caption and its scores."""
         msgs = prompts.report_messages(caption, dict(scores), self.template)
-        res = self._run([msgs], "report", 0, _report_check)[0]
+        res = self._run([msgs], None, _report_check)[0]
         if not res.ok:
             raise LoraIqaError(f"openai scorer: report for {image or 'image'} failed: {res.reason}")
         head = f"# Image quality report\n\n**Image:** `{image}`\n\n" if image else "# Image quality report\n\n"
@@ -117,24 +118,25 @@ class OpenAIScorer:
         return self.usage.line(self.cfg)
 
     # -- machinery -------------------------------------------------------------------------------
-    def _shots(self, protocol: str, k: int) -> list[prompts.Shot]:
+    def _shots(self, protocol: Protocol) -> list[prompts.Shot]:
         if self.cfg.strategy != "in_context":
             return []
         return prompts.draw_shots(self.train_items, protocol, self.template.dimensions, self.cfg.shots,
-                                  self.cfg.seed, k)
+                                  self.cfg.seed)
 
-    def _params(self, protocol: str, k: int) -> dict:
+    def _params(self, protocol: Protocol | None) -> dict:
+        """Request parameters; ``protocol`` None: a free-text report."""
         params: dict = {"temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}
-        if protocol == "report" or self.cfg.response_format == "text":
+        if protocol is None or self.cfg.response_format == "text":
             return params
         if self.cfg.response_format == "json_object":
             return {**params, "response_format": {"type": "json_object"}}
-        schema = answer_schema(protocol, self.template.dimensions, k, reasoning=self.cfg.strategy == "cot")
+        schema = answer_schema(protocol, self.template.dimensions, reasoning=self.cfg.strategy == "cot")
         return {**params, "response_format": {"type": "json_schema", "json_schema": {
-            "name": f"{protocol}_answer", "schema": schema, "strict": True}}}
+            "name": f"{protocol.name}_answer", "schema": schema, "strict": True}}}
 
-    def _run(self, jobs: list[list[dict]], protocol: str, k: int, check: Callable[[str], Result]) -> list[Result]:
-        params = self._params(protocol, k)
+    def _run(self, jobs: list[list[dict]], protocol: Protocol | None, check: Callable[[str], Result]) -> list[Result]:
+        params = self._params(protocol)
         results = asyncio.run(self._gather(jobs, params, check))
         self.usage.failed_items += sum(not r.ok for r in results)
         return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from lora_iqa.protocols import SS, Protocol
 from lora_iqa.scorers.results import Result, parse_caption
 from lora_iqa.template import ACCEPTABILITY, LEVELS, Template
 
@@ -16,9 +17,9 @@ class TemplateScorer:
     def __init__(self, template: Template) -> None:
         self.template = template
 
-    def score(self, texts: Sequence[str], protocol: str = "ss", k: int = 4) -> list[Result]:
+    def score(self, texts: Sequence[str], protocol: Protocol = SS) -> list[Result]:
         """One :class:`Result` per caption."""
-        return [parse_caption(t, protocol, self.template, k) for t in texts]
+        return [parse_caption(t, protocol, self.template) for t in texts]
 
     def report(self, caption: str, scores: Mapping[str, float | None], image: str = "") -> str:
         """A radiology-style image-quality report (markdown) written from the caption and its scores."""

@@ -215,7 +215,7 @@ def _reading(path: Path) -> Iterator[Path]:
 
 
 def trainable_params(accelerator, model) -> dict[str, torch.nn.Parameter]:
-    """The trainable parameters of the wrapped model (``Captioner`` / ``PromptTrainer``'s ``.model``) by name,
+    """The trainable parameters of the wrapped model (the method's trainer's ``.model``) by name,
     tied weights once, in the optimizer's order; ``Progress.best_state`` uses the same names."""
     return {n: p for n, p in accelerator.unwrap_model(model).model.named_parameters() if p.requires_grad}
 

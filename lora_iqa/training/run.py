@@ -22,30 +22,16 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from lora_iqa import __version__
+from lora_iqa.artifact import AdapterMeta, BaseRef
 from lora_iqa.config import Config
 from lora_iqa.data.manifest import read_manifest
-from lora_iqa.data.pixels import pixel_values
-from lora_iqa.data.samples import Sample, caption_of, protocol_samples
+from lora_iqa.data.samples import Sample, protocol_samples
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.evaluation import items_of, predict, protocol_metrics, selection_score
-from lora_iqa.methods.blip.base import load_base
-from lora_iqa.methods.blip.lora import attach
-from lora_iqa.methods.blip.multi_image import Captioner, add_image_index
-from lora_iqa.methods.clip.base import load_clip
-from lora_iqa.methods.clip.prompt import TEMPLATE_VERSION as CLIP_TEMPLATE_VERSION
-from lora_iqa.methods.clip.prompt import (
-    PromptTrainer,
-    attach_prompts,
-    generation_prompt,
-)
-from lora_iqa.methods.common import count_params, fingerprint
+from lora_iqa.evaluation import items_of, predict
+from lora_iqa.methods.common import count_params
+from lora_iqa.methods.registry import get_method
 from lora_iqa.metrics import fmt
-from lora_iqa.template import (
-    PREFERENCES,
-    TEMPLATE_VERSION,
-    render_preference,
-    render_ranking,
-)
+from lora_iqa.protocols import Protocol
 from lora_iqa.training.accel import has_accelerator
 from lora_iqa.training.card import save_trained
 from lora_iqa.training.checkpoint import (
@@ -57,7 +43,7 @@ from lora_iqa.training.checkpoint import (
     trainable_params,
 )
 from lora_iqa.training.outdir import claim_output_dir
-from lora_iqa.training.sampling import ByEpoch, EpochSampler, dihedral
+from lora_iqa.training.sampling import ByEpoch, EpochSampler
 from lora_iqa.training.tracking import Tracker
 
 CaptionFn = Callable[[Sample, np.random.Generator], str]
@@ -96,7 +82,7 @@ class _Setup:
     """What a run trains: the wrapped model and its pieces, prepared by Accelerate."""
 
     accelerator: Accelerator
-    model: torch.nn.Module  # the training forward (Captioner / PromptTrainer), prepared
+    model: torch.nn.Module  # the method's training forward (its trainer), prepared
     processor: object
     optimizer: torch.optim.Optimizer
     scheduler: object
@@ -128,7 +114,7 @@ def _run(cfg: Config, out: Path, resume_from: Path | None, base, caption_fn: Cap
     tracker.finish(state.best_items, state.best_step)
     s.accelerator.wait_for_everyone()
     s.accelerator.end_training()
-    return TrainResult(out, s.trainable, s.total, seconds, seen / max(seconds, 1e-9), state.best_step, meta["metrics"],
+    return TrainResult(out, s.trainable, s.total, seconds, seen / max(seconds, 1e-9), state.best_step, meta.metrics,
                        state.losses, state.curve)
 
 
@@ -154,26 +140,17 @@ def _setup(cfg: Config, out: Path, base, caption_fn: CaptionFn | None, progress:
     tc = cfg.train
     accelerator = _accelerator(cfg, out)
     set_seed(cfg.seed)
-    prompts = cfg.adapter.method == "clip_prompt"  # CLIP prompt learning; else a BLIP captioner
-    model, processor = base if base is not None else (load_clip(cfg.base) if prompts else load_base(cfg.base, cfg.quantize))
+    method, protocol = get_method(cfg.adapter.method), cfg.make_protocol()
+    model, processor = base if base is not None else method.load_base(cfg)
     base_name = getattr(model.config, "_name_or_path", "") or cfg.base
-    # the fingerprint names the unquantized checkpoint: that is what the adapter is loaded onto
-    base_fp = fingerprint(model if cfg.quantize == "none" else load_base(cfg.base)[0])
-    n_images = images_per_sample(cfg)
-    if n_images > 1:  # the decoder must know which image a token came from
-        add_image_index(model)
-    if prompts:
-        model = attach_prompts(model, processor, cfg.adapter, cfg.data.dimensions, cfg.seed)
-    else:
-        tokens = answer_tokens(processor.tokenizer, cfg.protocol, cfg.data.k)
-        model = attach(model, cfg.adapter, quantized=cfg.quantize != "none", tokens=tokens)
+    base_fp = method.fingerprint(cfg, model)
+    model = method.attach(cfg, model, processor, protocol)
     trainable, total = count_params(model)
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
 
     template = cfg.template()
     train_s, val_s = _samples(cfg, accelerator, template, progress)
-    collate = (_prompt_collate(cfg, processor, template) if prompts else
-               _caption_collate(cfg, processor, template, caption_fn, n_images, model.config.text_config.bos_token_id))
+    collate = method.collate(cfg, processor, template, protocol, model, caption_fn)
     sampler = EpochSampler(len(train_s), cfg.seed)
     loader = DataLoader(ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
                         drop_last=len(train_s) > tc.batch_size)
@@ -181,11 +158,11 @@ def _setup(cfg: Config, out: Path, base, caption_fn: CaptionFn | None, progress:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, tc.warmup_steps, tc.max_steps)
-    wrapped = PromptTrainer(model) if prompts else Captioner(model, n_images > 1)
+    wrapped = method.trainer(model, protocol)
     wrapped, optimizer, loader, val_loader, scheduler = accelerator.prepare(wrapped, optimizer, loader, val_loader,
                                                                             scheduler)
     return _Setup(accelerator, wrapped, processor, optimizer, scheduler, loader, val_loader, sampler, params, val_s,
-                  str(base_name), base_fp, n_images, trainable, total)
+                  str(base_name), base_fp, protocol.images, trainable, total)
 
 
 def _samples(cfg: Config, accelerator: Accelerator, template, progress: bool) -> tuple[list[Sample], list[Sample]]:
@@ -195,57 +172,14 @@ def _samples(cfg: Config, accelerator: Accelerator, template, progress: bool) ->
     with accelerator.main_process_first():
         manifest = read_manifest(cfg.data.manifest, cfg.data.dimensions)
     d = cfg.data
-    train_s, val_s = (protocol_samples(manifest.split(split), cfg.protocol, cfg.reference, template.dimensions,
-                                       cfg.seed + i, d.k, d.per_image, d.same_content, d.similar_below, d.window,
+    train_s, val_s = (protocol_samples(manifest.split(split), cfg.make_protocol(), template.dimensions,
+                                       cfg.seed + i, d.per_image, d.same_content, d.similar_below, d.window,
                                        check=accelerator.is_main_process,  # a bad image stops it before it starts
                                        progress=progress and accelerator.is_main_process)
                       for i, split in enumerate(("train", "val")))
     if not train_s or not val_s:
         raise LoraIqaError(f"{manifest.path}: needs rows in both the train and val splits")
     return train_s, val_s
-
-
-def _augmented(cfg: Config, batch: list[tuple[int, int, Sample]]) -> tuple[list[np.random.Generator], list[np.ndarray]]:
-    """Each sample's generator and every image of the batch, in order, flipped/rotated if ``train.augment``."""
-    # randomness per (seed, epoch, sample): a resumed run, or any world size, draws exactly the same
-    rngs = [np.random.default_rng([cfg.seed, epoch, idx]) for epoch, idx, _ in batch]
-    return rngs, [dihedral(im, r) if cfg.train.augment else im for (_, _, s), r in zip(batch, rngs) for im in s.images]
-
-
-def _caption_collate(cfg: Config, processor, template, caption_fn: CaptionFn | None, n_images: int, bos: int):
-    """Batches for a captioner: pixels (B, 3, S, S) or (B, k, 3, S, S), the caption's ids and labels."""
-    caption = caption_fn or (lambda s, _rng: caption_of(s, template))
-    tok = processor.tokenizer
-
-    def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
-        rngs, imgs = _augmented(cfg, batch)
-        enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
-                  return_tensors="pt")
-        ids = enc.input_ids.clone()
-        ids[:, 0] = bos  # BLIP's decoder starts from [DEC], not [CLS]
-        labels = ids.masked_fill(enc.attention_mask == 0, -100)
-        pix = pixel_values(imgs, processor)
-        if n_images > 1:  # (B, k, 3, S, S): every image of a sample, in order
-            pix = pix.view(len(batch), n_images, *pix.shape[1:])
-        return {"pixel_values": pix, "input_ids": ids, "attention_mask": enc.attention_mask, "labels": labels}
-
-    return collate
-
-
-def _prompt_collate(cfg: Config, processor, template):
-    """Batches for a CLIP prompt learner: pixels, the 0..4 labels, and the generation prompts if aligned."""
-    tok = processor.tokenizer
-
-    def collate(batch: list[tuple[int, int, Sample]]) -> dict[str, torch.Tensor]:
-        _, imgs = _augmented(cfg, batch)  # ss: one image per sample
-        labels = torch.tensor([[s.labels[d] for d in template.dimensions] for _, _, s in batch], dtype=torch.float32)
-        out = {"pixel_values": pixel_values(imgs, processor), "labels": labels}
-        if cfg.adapter.align_weight > 0:  # AI-generated images: their generation prompts
-            enc = tok([generation_prompt(s.item) for _, _, s in batch], padding=True, truncation=True, return_tensors="pt")
-            out |= {"prompt_ids": enc.input_ids, "prompt_mask": enc.attention_mask}
-        return out
-
-    return collate
 
 
 def _loop(cfg: Config, out: Path, s: _Setup, state: Progress, tracker: Tracker, progress: bool) -> tuple[int, float]:
@@ -295,15 +229,15 @@ def _loop(cfg: Config, out: Path, s: _Setup, state: Progress, tracker: Tracker, 
 
 def _evaluate_step(cfg: Config, s: _Setup, state: Progress, tracker: Tracker, bar) -> None:
     """Validate now; log it, add it to the curve, and keep the weights if it is the best so far."""
-    template, protocol, step = cfg.template(), cfg.protocol, state.step
+    template, protocol, step = cfg.template(), cfg.make_protocol(), state.step
     items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, s.n_images > 1)
-    m = protocol_metrics(items, template, protocol)
-    score = selection_score(m, protocol)
+    m = protocol.metrics(items, template)
+    score = protocol.selection_score(m)
     srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
-    tracker.log({f"val/{dim}_srcc": v for dim, v in srcc.items()} | {f"val/{SELECTION[protocol]}": score}, step)
-    state.curve.append({"step": step, **srcc} | ({} if protocol == "ss" else {SELECTION[protocol]: score}))
+    tracker.log({f"val/{dim}_srcc": v for dim, v in srcc.items()} | {f"val/{protocol.selection}": score}, step)
+    state.curve.append({"step": step, **srcc} | ({} if protocol.per_image else {protocol.selection: score}))
     if s.accelerator.is_main_process:
-        bar.write(f"step {step}: val {SELECTION[protocol].replace('_', ' ')} {score:.3f} "
+        bar.write(f"step {step}: val {protocol.selection.replace('_', ' ')} {score:.3f} "
                   f"(overall SRCC {fmt(m[template.overall]['srcc'])})")
     if score > state.best_score or not cfg.train.select_best:
         state.best_score, state.best_step, state.best_metrics = score, step, m
@@ -311,49 +245,32 @@ def _evaluate_step(cfg: Config, s: _Setup, state: Progress, tracker: Tracker, ba
         state.best_state = _trainable_state(s.model, s.accelerator)
 
 
-def _save(cfg: Config, out: Path, s: _Setup, state: Progress) -> dict:
+def _save(cfg: Config, out: Path, s: _Setup, state: Progress) -> AdapterMeta:
     """The best step's weights into the model, then the directory (rank 0 writes); returns its lora_iqa.json."""
     acc, template = s.accelerator, cfg.template()
     unwrapped = acc.unwrap_model(s.model).model
     if state.best_state is not None:
         unwrapped.load_state_dict(state.best_state, strict=False)
-    prompts = cfg.adapter.method == "clip_prompt"
-    meta = {"method": cfg.adapter.method, "protocol": cfg.protocol, "reference": cfg.reference, "images": s.n_images,
-            "dimensions": list(template.dimensions), "domain": template.domain,
-            "template_version": CLIP_TEMPLATE_VERSION if prompts else TEMPLATE_VERSION,
-            "base": {"name_or_path": s.base_name, "fingerprint": s.base_fp}, "config": cfg.to_dict(),
-            "num_processes": acc.num_processes, "step": state.best_step,
-            "metrics": {dim: ({k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} if "srcc" in v else v)
-                        for dim, v in state.best_metrics.items()},
-            "lora_iqa_version": __version__}
+    method = get_method(cfg.adapter.method)
+    meta = AdapterMeta(
+        method=cfg.adapter.method, protocol=cfg.protocol, reference=cfg.reference, images=s.n_images,
+        dimensions=template.dimensions, domain=template.domain,
+        template_version=method.template_version,
+        base=BaseRef(s.base_name, s.base_fp), config=cfg.to_dict(), num_processes=acc.num_processes,
+        step=state.best_step,
+        metrics={dim: ({k: v[k] for k in ("srcc", "plcc", "krcc", "rmse")} if "srcc" in v else v)
+                 for dim, v in state.best_metrics.items()},
+        lora_iqa_version=__version__)
     # ZeRO-3 / FSDP shard the weights: gather them on every rank, or the saved adapter comes out empty
     sharded = acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
     state_dict = ({k.removeprefix("model."): v for k, v in acc.get_state_dict(s.model).items()}
                   if sharded else None)
     if acc.is_main_process:
-        save_trained(unwrapped, s.processor, out, meta, state_dict=state_dict)
+        save_trained(method, unwrapped, s.processor, out, meta, state_dict=state_dict)
     return meta
 
 
-SELECTION = {"ss": "mean_srcc", "ds": "pairwise_accuracy", "ms": "kendall"}  # what selects the best step
-
-
-def images_per_sample(cfg: Config) -> int:
-    """Images the model sees per sample: 1 (ss), 2 (ds) or k (ms) stimuli, plus the reference for fr."""
-    return {"ss": 1, "ds": 2, "ms": cfg.data.k}[cfg.protocol] + (cfg.reference == "fr")
-
-
-def answer_tokens(tokenizer, protocol: str, k: int) -> list[int]:
-    """Token ids of every ds / ms answer caption (none for ss): the tokens LoRA trains as well."""
-    if protocol == "ss":
-        return []
-    captions = ([render_preference(c) for c in PREFERENCES] if protocol == "ds"
-                else [render_ranking(list(range(1, k + 1)))])  # every ranking has the same tokens
-    special = set(tokenizer.all_special_ids)
-    return sorted({i for c in captions for i in tokenizer(c).input_ids if i not in special})
-
-
-def _validate(accelerator, model, processor, samples, val_loader, template, protocol: str, index: bool) -> list[dict]:
+def _validate(accelerator, model, processor, samples, val_loader, template, protocol: Protocol, index: bool) -> list[dict]:
     """Logit predictions (a CLIP prompt learner's antonym-prompt scores) on this process's share of the
     validation samples, gathered with ``gather_for_metrics``: every process gets every item, in order
     (padding duplicates collapse onto their index)."""

@@ -1,4 +1,4 @@
-"""Training order and augmentation: a restartable per-epoch shuffle and exact dihedral flips."""
+"""Training order: a restartable per-epoch shuffle."""
 
 from __future__ import annotations
 
@@ -32,10 +32,3 @@ class ByEpoch(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[int, int, Sample]:
         epoch, idx = key
         return epoch, idx, self.samples[idx]
-
-
-def dihedral(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random one of the 8 flips/rotations by 90 degrees: exact on the pixel grid, so noise,
-    streaks and blur keep their statistics (crops or resampling would change sharpness)."""
-    img = np.rot90(img, int(rng.integers(4)), axes=(0, 1))
-    return np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img)

@@ -59,7 +59,7 @@ def _logit_answers(adapter: Path, paths: list, protocol: str, k: int = 4) -> dic
 
     model, processor, meta = load_trained(adapter)
     images = tuple(load_image(p) for p in paths)
-    assert meta["images"] == len(images)
+    assert meta.images == len(images)
     if protocol == "ds":
         return preference_scores(model, processor, [images], index=True)[0]
     return ranking_scores(model, processor, [images], k, index=True)[0]
@@ -207,6 +207,7 @@ def test_eval_ds_out_recomputes_from_items(adapters, manifest, tmp_path, capsys)
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.samples import protocol_samples
     from lora_iqa.metrics import pairwise_accuracy
+    from lora_iqa.protocols import get_protocol
     from lora_iqa.template import CT_DIMENSIONS
 
     out = tmp_path / "ds" / "eval.json"
@@ -217,7 +218,7 @@ def test_eval_ds_out_recomputes_from_items(adapters, manifest, tmp_path, capsys)
     assert code == (3 if failed else 0)  # an unreadable caption is a failed item
     assert (res["protocol"], res["reference"], res["split"], res["method"], res["seed"]) == ("ds", "nr", "test", "logits", 7)
     test = read_manifest(manifest, CT_DIMENSIONS).split("test")
-    want = protocol_samples(test, "ds", "nr", CT_DIMENSIONS, seed=7, k=4, per_image=1)  # the adapter's seed + 2
+    want = protocol_samples(test, get_protocol("ds"), CT_DIMENSIONS, seed=7, per_image=1)  # the adapter's seed + 2
     assert res["n"] == len(res["items"]) == len(want) == len(test)
     assert [it["images"] for it in res["items"]] == [[str(i.image) for i in s.items] for s in want]
     for r in (res, res["caption"]):

@@ -438,10 +438,11 @@ def test_an_older_adapter_without_the_defaulted_keys_still_scores(tmp_path, adap
     d = tmp_path / "adapter"
     shutil.copytree(adapter_dir, d)
     meta = json.loads((d / "lora_iqa.json").read_text())
-    for key in ("protocol", "reference", "images", "method", "domain"):
+    for key in ("meta_version", "protocol", "reference", "images", "method", "domain", "num_processes"):
         del meta[key]
     (d / "lora_iqa.json").write_text(json.dumps(meta))
     got = read_meta(d)
-    assert (got["protocol"], got["reference"], got["images"], got["method"]) == ("ss", "nr", 1, "lora")
+    assert (got.protocol, got.reference, got.images, got.method, got.domain) == ("ss", "nr", 1, "lora", "ct")
+    assert (got.meta_version, got.num_processes) == (0, 1)
     assert main(["score", str(image_of(manifest)), "--adapter", str(d), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)

@@ -85,9 +85,9 @@ def test_eval_out_unwritable_is_refused_first(adapter_dir, manifest, tmp_path, c
 def test_train_output_dir_on_a_file_refused_before_training(base_dir, manifest, tmp_path, capsys, monkeypatch, where):
     f = tmp_path / "a_file"
     f.write_text("keep")
-    import lora_iqa.training.run
+    import lora_iqa.methods.blip.method
 
-    monkeypatch.setattr(lora_iqa.training.run, "load_base", _must_not_run)
+    monkeypatch.setattr(lora_iqa.methods.blip.method, "load_base", _must_not_run)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("{}\n")
     out = f if where == "out_is_file" else f / "run"
@@ -121,7 +121,7 @@ def test_train_over_another_run_refused_then_overwrite_clears_it(adapter_dir, ba
     from lora_iqa.methods.load import load_trained
 
     model, _, meta = load_trained(out)
-    assert meta["method"] == "full" and not hasattr(model, "peft_config")
+    assert meta.method == "full" and not hasattr(model, "peft_config")
 
 
 def test_train_into_a_foreign_directory_refused_even_with_overwrite(base_dir, manifest, tmp_path, capsys):

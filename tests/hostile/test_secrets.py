@@ -30,7 +30,7 @@ REPORT = "## Technique and quality findings\n- Noise: good\n\n## Impression\nFit
 
 def _answer(adapter_dir: Path):
     """Valid replies for the adapter's dimensions (ss scores, or the report when one is asked for)."""
-    dims = tuple(read_meta(adapter_dir)["dimensions"])
+    dims = read_meta(adapter_dir).dimensions
 
     def answer(body: dict) -> dict | str:
         return REPORT if "radiology-style" in json.dumps(body["messages"]) else {"scores": dict.fromkeys(dims, 2)}

@@ -8,9 +8,10 @@ from scipy import stats
 
 from lora_iqa.config import load_config
 from lora_iqa.methods.classical import classical_scores, fit_classical
-from lora_iqa.methods.heads import HEADS, HeadModel, head_scores
-from lora_iqa.template import CT_DIMENSIONS, Template
-from lora_iqa.training.heads import train_head
+from lora_iqa.methods.heads import HEADS, HeadModel
+from lora_iqa.methods.load import load_trained
+from lora_iqa.template import CT_DIMENSIONS
+from lora_iqa.training.run import run
 from tests.conftest import tiny_base
 
 
@@ -21,10 +22,11 @@ def _srcc(preds, samples, dim: str) -> float:
 @pytest.mark.parametrize("kind", HEADS)
 def test_head_outputs_and_loss(kind):
     model, _ = tiny_base()
-    head = HeadModel(model.vision_model, len(CT_DIMENSIONS), kind, 5)
+    head = HeadModel(model.vision_model, CT_DIMENSIONS, kind)
     pix = torch.randn(3, 3, 32, 32)
     labels = torch.tensor([[0, 1, 2, 3, 4], [4, 4, 4, 4, 4], [0, 0, 0, 0, 0]])
-    scores, loss = head(pix, labels)
+    out = head(pix, labels)
+    scores, loss = out.logits, out.loss
     assert scores.shape == (3, 5) and torch.isfinite(loss)
     if kind == "classification":  # the expected level: always inside the scale
         assert ((scores >= 0) & (scores <= 4)).all()
@@ -42,14 +44,16 @@ def test_classical_baseline_tracks_noise(samples):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", HEADS)
-def test_head_learns_on_held_out_phantoms(kind, samples, tmp_path):
-    model, processor = tiny_base(seed=0)
-    cfg = load_config(None, [f"output_dir={tmp_path / kind}", "train.max_steps=120", "train.batch_size=16",
-                             "train.lr=5e-3", "train.warmup_steps=6", "train.eval_every=40"])
-    head, res = train_head(cfg, kind, model.vision_model, processor, samples["train"], samples["val"], Template(),
-                           progress=False)
-    preds = head_scores(head, processor, [s.images[0] for s in samples["test"]], CT_DIMENSIONS)
+def test_head_learns_on_held_out_phantoms(kind, samples, manifest, base_dir, tmp_path):
+    """adapter.method=regression|classification trains through the one loop, saves, loads on its base
+    (fingerprint checked) and ranks held-out phantoms."""
+    cfg = load_config(None, [f"output_dir={tmp_path / kind}", f"data.manifest={manifest}", f"base={base_dir}",
+                             f"adapter.method={kind}", "train.max_steps=120", "train.batch_size=16", "train.lr=5e-3",
+                             "train.warmup_steps=6", "train.eval_every=40", "train.save_every=0"])
+    res = run(cfg, progress=False)
+    head, _, meta = load_trained(res.dir)
+    preds = head.scores([s.images[0] for s in samples["test"]])
     assert _srcc(preds, samples["test"], "overall") > 0.6
     assert res.trainable_params == res.total_params > sum(p.numel() for p in head.head.parameters())
-    assert res.best_step in (40, 80, 120) and (tmp_path / kind / "model.safetensors").stat().st_size > 0
-    assert model.vision_model.embeddings.patch_embedding.weight.grad is None  # the base itself is untouched
+    assert res.best_step in (40, 80, 120) and meta.method == kind and meta.step == res.best_step
+    assert [p.name for p in sorted(res.dir.glob("*.safetensors"))] == ["model.safetensors"]

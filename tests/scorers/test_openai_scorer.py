@@ -20,6 +20,7 @@ from pydicom.data import get_testdata_file
 
 from lora_iqa.config import ScorerConfig
 from lora_iqa.errors import LoraIqaError
+from lora_iqa.protocols import get_protocol
 from lora_iqa.scorers.openai import OpenAIScorer
 from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template, render_preference, render_ranking
@@ -56,9 +57,9 @@ def test_agrees_with_template_scorer(llm, fmt, strategy):
 def test_ds_and_ms_captions(llm):
     llm()
     s = scorer(cache=False)
-    assert [r.preference for r in s.score([render_preference(p) for p in ("first", "second", "similar")], "ds")] \
+    assert [r.preference for r in s.score([render_preference(p) for p in ("first", "second", "similar")], get_protocol("ds"))] \
         == [0.0, 1.0, 0.5]
-    assert s.score([render_ranking([2, 4, 1, 3])], "ms", k=4)[0].ranking == [2, 4, 1, 3]
+    assert s.score([render_ranking([2, 4, 1, 3])], get_protocol("ms", k=4))[0].ranking == [2, 4, 1, 3]
 
 
 def test_in_context_examples_come_from_the_train_split(llm, manifest):
@@ -97,7 +98,7 @@ def test_mllm_baseline_sends_the_images(llm, manifest, protocol, n, strategy):
     m = read_manifest(manifest, T.dimensions)
     images = [load_image(it.image) for it in m.split("test")[:n]]
     s = scorer(strategy=strategy, shots=2, train_items=m.split("train"), cache=False)
-    r = s.score_images([images], protocol)[0]
+    r = s.score_images([images], get_protocol(protocol))[0]
     assert r.ok
     assert {"ss": r.scores, "ds": r.preference, "ms": r.ranking}[protocol] == \
         {"ss": {d: 2.0 for d in T.dimensions}, "ds": 1.0, "ms": [4, 3, 2, 1]}[protocol]
@@ -116,7 +117,7 @@ def test_mllm_dicom_is_rendered_with_its_window(llm):
     server = llm(answer=lambda body: {"scores": dict.fromkeys(T.dimensions, 1)})
     dcm = get_testdata_file("CT_small.dcm")
     narrow, wide = load_image(dcm, window=(40, 80)), load_image(dcm, window=(40, 2000))
-    scorer(cache=False).score_images([[narrow], [wide]], "ss")
+    scorer(cache=False).score_images([[narrow], [wide]])
     sent = [_decode(r["messages"][-1]["content"][1]["image_url"]["url"]) for r in server.requests]
     sent = sorted(sent, key=lambda a: -a.std())  # requests run concurrently: arrival order is not fixed
     for got, want in zip(sent, (narrow, wide)):  # each request carries its own windowed rendering

@@ -12,6 +12,8 @@ from lora_iqa.scorers.results import (
     parse_answer,
     validate,
 )
+from lora_iqa.errors import LoraIqaError
+from lora_iqa.protocols import get_protocol
 from lora_iqa.template import CT_DIMENSIONS, Template
 
 T = Template()
@@ -51,7 +53,7 @@ CASES = [  # (protocol, reply text, expected value or None, reason fragment)
 
 @pytest.mark.parametrize("protocol,text,expected,reason", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_parse_answer(protocol, text, expected, reason):
-    r = parse_answer(text, protocol, T, k=4)
+    r = parse_answer(text, get_protocol(protocol, k=4), T)
     if reason is not None:
         assert r.status == "failed" and reason in r.reason, r
         return
@@ -61,7 +63,7 @@ def test_parse_answer(protocol, text, expected, reason):
 
 
 def test_reasoning_is_kept():
-    r = parse_answer(json.dumps({"reasoning": "noise visible", "scores": GOOD}), "ss", T)
+    r = parse_answer(json.dumps({"reasoning": "noise visible", "scores": GOOD}), get_protocol("ss"), T)
     assert r.ok and r.extra["reasoning"] == "noise visible"
     assert "reasoning" in r.to_dict()["extra"] and "preference" not in r.to_dict()
 
@@ -74,7 +76,7 @@ def test_last_json_object_ignores_broken_and_non_objects():
 @pytest.mark.parametrize("protocol", ["ss", "ds", "ms"])
 @pytest.mark.parametrize("reasoning", [False, True])
 def test_answer_schema_is_strict(protocol, reasoning):
-    schema = answer_schema(protocol, CT_DIMENSIONS, k=4, reasoning=reasoning)
+    schema = answer_schema(get_protocol(protocol, k=4), CT_DIMENSIONS, reasoning=reasoning)
     assert schema["additionalProperties"] is False and set(schema["required"]) == set(schema["properties"])
     assert ("reasoning" in schema["properties"]) == reasoning
     if reasoning:
@@ -84,5 +86,5 @@ def test_answer_schema_is_strict(protocol, reasoning):
 
 
 def test_validate_unknown_protocol():
-    with pytest.raises(ValueError, match="unknown protocol"):
-        validate({}, "xx", CT_DIMENSIONS)
+    with pytest.raises(LoraIqaError, match="unknown protocol 'xx'"):
+        validate({}, get_protocol("xx"), CT_DIMENSIONS)

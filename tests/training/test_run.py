@@ -74,7 +74,7 @@ def test_adapter_dir_round_trip(lora_run, base_dir, manifest, samples):
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary left behind
 
     meta = json.loads((out / "lora_iqa.json").read_text())
-    assert {"protocol", "dimensions", "template_version", "base", "config", "num_processes", "step",
+    assert {"meta_version", "protocol", "dimensions", "template_version", "base", "config", "num_processes", "step",
             "metrics"} <= set(meta)
     assert meta["protocol"] == "ss"
     assert meta["dimensions"] == list(CT_DIMENSIONS)
@@ -140,7 +140,7 @@ def test_full_fine_tune_dir(full_run):
     assert meta["config"]["adapter"]["method"] == "full"
     assert set(meta["metrics"]) == set(CT_DIMENSIONS) and meta["step"] == res.best_step
     model, processor, meta2 = load_trained(out)
-    assert meta2 == meta
+    assert meta2.to_dict() == meta
     assert isinstance(model, BlipForConditionalGeneration) and not model.training
     assert processor.image_processor.size["height"] == model.config.vision_config.image_size
     # the saved weights are the trained ones, not the scratch init
@@ -257,7 +257,7 @@ def test_qlora_trains_and_the_adapter_loads_onto_the_unquantized_base(tmp_path, 
     peft_model = PeftModel.from_pretrained(plain, out)
     assert any("lora_A" in n for n, _ in peft_model.named_parameters())
     loaded, proc, meta = load_trained(out)  # the base fingerprint recorded is the unquantized one's
-    assert meta["config"]["quantize"] == quantize
+    assert meta.config["quantize"] == quantize
     scores = logit_scores(loaded, proc, [np.zeros((64, 64))], Template())[0]["scores"]
     assert all(0 <= v <= 4 for v in scores.values())
 
@@ -382,10 +382,10 @@ def test_tiny_ds_training_learns_to_compare_and_order_matters(tmp_path):
                              "train.lr=1e-3", "train.warmup_steps=20", "train.eval_every=150", "train.save_every=0"])
     res = run(cfg, base=(model, processor), progress=False)
     model, processor, meta = load_trained(res.dir)  # a full fine-tune: its image index comes back from the file
-    assert meta["protocol"] == "ds" and meta["images"] == 2
-    test = protocol_samples(read_manifest(manifest, CT_DIMENSIONS).split("test"), "ds", "nr", CT_DIMENSIONS, seed=5,
-                            per_image=4)
-    ev = evaluate(model, processor, test, TEMPLATE, "test", "logits", protocol="ds", index=True)
+    assert meta.protocol == "ds" and meta.images == 2
+    ds = meta.make_protocol()
+    test = protocol_samples(read_manifest(manifest, CT_DIMENSIONS).split("test"), ds, CT_DIMENSIONS, seed=5, per_image=4)
+    ev = evaluate(model, processor, test, TEMPLATE, "test", "logits", protocol=ds, index=True)
     acc = ev["metrics"]["pairwise"]
     print("held-out ds pairwise accuracy", acc, "Thurstone SRCC", ev["metrics"]["overall"]["srcc"])
     assert acc["n"] >= 100 and acc["accuracy"] >= 0.85

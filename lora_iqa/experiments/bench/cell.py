@@ -14,10 +14,11 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from lora_iqa.config import CLIP_METHODS, Config, ScorerConfig
+from lora_iqa.config import IMAGE_SCORERS, Config, ScorerConfig
 from lora_iqa.errors import LoraIqaError, atomic_write_text
 from lora_iqa.experiments.bench.plan import Scores, cell_config, llm_configured
 from lora_iqa.experiments.bench.report import flat_row
+from lora_iqa.protocols import SS, Protocol, get_protocol
 
 
 def run_cell(spec: dict, progress: bool = True) -> dict:
@@ -27,23 +28,26 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
 
     t0 = time.perf_counter()
     cfg = cell_config(spec)
-    template, d, protocol = cfg.template(), cfg.data, spec["protocol"]
+    # the spec's protocol: the image scorers' recipes train on single images whatever the bench judges
+    template, d, protocol = cfg.template(), cfg.data, get_protocol(spec["protocol"], spec["reference"], cfg.data.k)
     manifest = read_manifest(spec["manifest"], template.dimensions)
-    test = protocol_samples(manifest.split("test"), protocol, spec["reference"], template.dimensions, spec["eval_seed"],
-                            d.k, spec["test_per_image"], d.same_content, d.similar_below, d.window)
+    test = protocol_samples(manifest.split("test"), protocol, template.dimensions, spec["eval_seed"],
+                            spec["test_per_image"], d.same_content, d.similar_below, d.window)
     method = spec["method"]
     cell: dict = {k: spec[k] for k in ("name", "method", "targets", "r", "protocol", "reference", "seed")}
     cost: dict = {}
     if method in ("lora", "full"):
-        cell.update(_captioner_cell(cfg, test, template, spec, cost, progress))
-    elif method in CLIP_METHODS:
-        cell.update(_clip_cell(cfg, method, test, template, cost, progress))
+        cell.update(_captioner_cell(cfg, protocol, test, template, spec, cost, progress))
+    elif method == "clip_zero_shot":
+        cell.update(_clip_zero_shot_cell(cfg, protocol, test, template, cost))
+    elif method in IMAGE_SCORERS:
+        cell.update(_scorer_cell(cfg, protocol, test, template, cost, progress))
     elif method == "zero_shot":
-        cell.update(_zero_shot_cell(cfg, test, template, spec, cost))
+        cell.update(_zero_shot_cell(cfg, protocol, test, template, spec, cost))
     elif method == "mllm":
-        cell.update(_mllm_cell(cfg, test, template, cost))
+        cell.update(_mllm_cell(protocol, test, template, cost))
     else:
-        cell.update(_baseline_cell(cfg, method, manifest, test, template, cost, progress))
+        cell.update(_classical_cell(cfg, protocol, manifest, test, template, cost))
     cost["peak_rss_mb"] = round(peak_rss_mb(), 1)
     cost["wall_seconds"] = round(time.perf_counter() - t0, 2)
     cell["cost"] = cost
@@ -82,26 +86,24 @@ def _train_cost(res, cost: dict) -> None:
                  "best_step": res.best_step})
 
 
-def _captioner_cell(cfg: Config, test, template, spec: dict, cost: dict, progress: bool) -> dict:
-    from lora_iqa.artifact import multi_image
+def _captioner_cell(cfg: Config, protocol: Protocol, test, template, spec: dict, cost: dict, progress: bool) -> dict:
     from lora_iqa.methods.load import load_trained
     from lora_iqa.training.run import run
 
     res = run(cfg, progress=progress)
     _train_cost(res, cost)
     model, processor, meta = load_trained(res.dir)
-    out = _captioner_eval(model, processor, test, template, spec, cost, multi_image(meta))
+    out = _captioner_eval(model, processor, test, template, protocol, spec, cost, meta.multi_image)
     return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
 
 
-def _captioner_eval(model, processor, test, template, spec: dict, cost: dict, index: bool) -> dict:
+def _captioner_eval(model, processor, test, template, protocol: Protocol, spec: dict, cost: dict, index: bool) -> dict:
     """Logit scoring (the cell's metrics and items); with captions: caption metrics, the template
     scorer's metrics and its agreement with the logits; with a configured server: the openai scorer too."""
     from lora_iqa.data.samples import caption_of
     from lora_iqa.evaluation import evaluate
     from lora_iqa.metrics import caption_scores
 
-    protocol = spec["protocol"]
     ev, secs = _timed(evaluate, model, processor, test, template, "test", "logits", protocol=protocol, index=index)
     cost["logits_images_per_s"] = round(_images_in(test) / secs, 2)
     out = {"metrics": ev["metrics"], "items": ev["items"], "scorings": {}}
@@ -110,7 +112,7 @@ def _captioner_eval(model, processor, test, template, spec: dict, cost: dict, in
     cap, secs = _timed(evaluate, model, processor, test, template, "test", "caption", protocol=protocol, index=index)
     cost["generate_images_per_s"] = round(_images_in(test) / secs, 2)
     captions = [it["caption"] or "" for it in cap["items"]]
-    out["captions"] = caption_scores(captions, [[caption_of(s, template)] for s in test])
+    out["captions"] = caption_scores(captions, [[caption_of(s, template, protocol)] for s in test])
     out["scorings"]["caption_template"] = {"metrics": cap["metrics"], "agreement": _agreement(ev["items"], cap["items"], protocol, template, True),
                                            "items": cap["items"]}
     if llm_configured():
@@ -123,24 +125,22 @@ def _captioner_eval(model, processor, test, template, spec: dict, cost: dict, in
     return out
 
 
-def _answers(items: Sequence[dict], protocol: str, template, from_caption: bool = False) -> list:
+def _answers(items: Sequence[dict], protocol: Protocol, template, from_caption: bool = False) -> list:
     """Each item's discrete answer: ss levels per dimension (``from_caption``: read from the item's caption,
     e.g. the logits' most probable levels), ds the preference, ms the ranking."""
-    if protocol == "ds":
-        return [it["pred"].get("preference") for it in items]
-    if protocol == "ms":
-        return [tuple(it["pred"].get("ranking") or ()) for it in items]
+    if not protocol.per_image:
+        return [protocol.judgement(it["pred"]) for it in items]
     if from_caption:
         return [template.parse(it["caption"]) for it in items]
     return [{d: None if v is None else int(round(v)) for d, v in it["pred"].items()} for it in items]
 
 
-def _agreement(a: Sequence[dict], b: Sequence[dict], protocol: str, template, a_from_caption: bool = False) -> dict:
+def _agreement(a: Sequence[dict], b: Sequence[dict], protocol: Protocol, template, a_from_caption: bool = False) -> dict:
     """How two scorings of the same items agree: the fraction with the same answer (ss: the same level in
     every dimension), and for ss the SRCC between their overall scores."""
     same = [x == y for x, y in zip(_answers(a, protocol, template, a_from_caption), _answers(b, protocol, template))]
     out = {"exact": float(np.mean(same)) if same else None, "n": len(same)}
-    if protocol == "ss":
+    if protocol.per_image:
         o = template.overall
         pairs = [(x["pred"].get(o), y["pred"].get(o)) for x, y in zip(a, b)]
         pairs = [p for p in pairs if None not in p]
@@ -149,97 +149,83 @@ def _agreement(a: Sequence[dict], b: Sequence[dict], protocol: str, template, a_
     return out
 
 
-def _zero_shot_cell(cfg: Config, test, template, spec: dict, cost: dict) -> dict:
+def _zero_shot_cell(cfg: Config, protocol: Protocol, test, template, spec: dict, cost: dict) -> dict:
     from lora_iqa.methods.blip.base import load_base
     from lora_iqa.methods.blip.predict import logit_scores
     from lora_iqa.methods.common import count_params
 
     model, processor = load_base(cfg.base)
     cost.update({"trainable_params": 0, "total_params": count_params(model)[1], "trainable_pct": 0.0, "size_bytes": 0})
-    if spec["protocol"] == "ss" and spec["reference"] == "nr":
-        return _captioner_eval(model, processor, test, template, spec, cost, index=False)
+    if protocol.single_image:
+        return _captioner_eval(model, processor, test, template, protocol, spec, cost, index=False)
     # the base sees one image: ds / ms judgements compare its per-image overall scores
     return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template)],
-                           test, template, spec["protocol"], cost)
+                           test, template, protocol, cost)
 
 
-def _clip_cell(cfg: Config, method: str, test, template, cost: dict, progress: bool) -> dict:
-    """CLIP's antonym-prompt scores per image: zero-shot (CLIP-IQA), or after prompt learning."""
+def _clip_zero_shot_cell(cfg: Config, protocol: Protocol, test, template, cost: dict) -> dict:
+    """CLIP's antonym-prompt scores per image, zero-shot (CLIP-IQA)."""
     from lora_iqa.methods.clip.base import load_clip
     from lora_iqa.methods.clip.prompt import ClipPromptLearner
     from lora_iqa.methods.common import count_params
+
+    clip, processor = load_clip(cfg.base)
+    learner = ClipPromptLearner(clip, processor, cfg.adapter, template.dimensions, cfg.seed)
+    cost.update({"trainable_params": 0, "total_params": count_params(clip)[1], "trainable_pct": 0.0, "size_bytes": 0})
+    return _per_image_cell(lambda ims: learner.scores(ims, zero_shot=True), test, template, protocol, cost)
+
+
+def _scorer_cell(cfg: Config, protocol: Protocol, test, template, cost: dict, progress: bool) -> dict:
+    """A method that scores single images (CLIP prompt learning, the image-only heads): trained by the one
+    loop on ss samples, then each test stimulus scored alone."""
     from lora_iqa.methods.load import load_trained
     from lora_iqa.training.run import run
 
-    if method == "clip_zero_shot":
-        clip, processor = load_clip(cfg.base)
-        learner = ClipPromptLearner(clip, processor, cfg.adapter, template.dimensions, cfg.seed)
-        cost.update({"trainable_params": 0, "total_params": count_params(clip)[1], "trainable_pct": 0.0, "size_bytes": 0})
-        return _per_image_cell(lambda ims: learner.scores(ims, zero_shot=True), test, template, cfg.protocol, cost)
     res = run(cfg, progress=progress)
     _train_cost(res, cost)
-    learner, _, _ = load_trained(res.dir)
-    out = _per_image_cell(learner.scores, test, template, cfg.protocol, cost)
+    model, _, _ = load_trained(res.dir)
+    out = _per_image_cell(model.scores, test, template, protocol, cost)
     return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
 
 
-def _baseline_cell(cfg: Config, method: str, manifest, test, template, cost: dict, progress: bool) -> dict:
+def _classical_cell(cfg: Config, protocol: Protocol, manifest, test, template, cost: dict) -> dict:
+    """scikit-image's noise sigma, blur effect and grey spread, fitted to each dimension on the train split."""
     from lora_iqa.data.samples import protocol_samples
-    from lora_iqa.methods.blip.base import load_base
     from lora_iqa.methods.classical import classical_scores, fit_classical
-    from lora_iqa.methods.heads import head_scores
-    from lora_iqa.training.heads import train_head
 
-    dims, d = template.dimensions, cfg.data
-    train_s, val_s = (protocol_samples(manifest.split(s), "ss", "nr", dims, cfg.seed, window=d.window) for s in ("train", "val"))
-    if method == "classical":
-        coef = fit_classical(train_s, dims)
-        cost.update({"trainable_params": int(coef.size), "total_params": int(coef.size), "trainable_pct": 100.0,
-                     "size_bytes": int(coef.nbytes)})
-        return _per_image_cell(lambda ims: classical_scores(coef, ims, dims), test, template, cfg.protocol, cost)
-    blip, processor = load_base(cfg.base)
-    model, res = train_head(cfg, method, blip.vision_model, processor, train_s, val_s, template, progress)
-    _train_cost(res, cost)
-    out = _per_image_cell(lambda ims: head_scores(model, processor, ims, dims), test, template, cfg.protocol, cost)
-    return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
+    dims = template.dimensions
+    coef = fit_classical(protocol_samples(manifest.split("train"), SS, dims, cfg.seed, window=cfg.data.window), dims)
+    cost.update({"trainable_params": int(coef.size), "total_params": int(coef.size), "trainable_pct": 100.0,
+                 "size_bytes": int(coef.nbytes)})
+    return _per_image_cell(lambda ims: classical_scores(coef, ims, dims), test, template, protocol, cost)
 
 
-def _per_image_cell(score: Scores, test, template, protocol: str, cost: dict) -> dict:
+def _per_image_cell(score: Scores, test, template, protocol: Protocol, cost: dict) -> dict:
     """Score every test stimulus alone; ds prefers the higher overall, ms ranks by it (references unused)."""
-    from lora_iqa.evaluation import items_of, protocol_metrics
+    from lora_iqa.evaluation import items_of
 
     stimuli = {str(it.image): im for s in test for it, im in zip(s.items, s.images)}
     scores, secs = _timed(score, list(stimuli.values()))
     cost["logits_images_per_s"] = round(len(stimuli) / secs, 2)
     by_path = dict(zip(stimuli, scores))
-    o = template.overall
-    preds = []
-    for s in test:
-        overall = [by_path[str(it.image)][o] for it in s.items]
-        if protocol == "ss":
-            preds.append({"scores": by_path[str(s.item.image)]})
-        elif protocol == "ds":
-            preds.append({"preference": 0.0 if overall[0] > overall[1] else 1.0 if overall[1] > overall[0] else 0.5})
-        else:
-            preds.append({"ranking": [int(i) + 1 for i in np.argsort(-np.asarray(overall), kind="stable")]})
+    preds = [protocol.from_scores([by_path[str(it.image)] for it in s.items], template.overall) for s in test]
     items = items_of(test, preds, template, protocol)
-    return {"metrics": protocol_metrics(items, template, protocol), "items": items, "scorings": {}}
+    return {"metrics": protocol.metrics(items, template), "items": items, "scorings": {}}
 
 
-def _mllm_cell(cfg: Config, test, template, cost: dict) -> dict:
+def _mllm_cell(protocol: Protocol, test, template, cost: dict) -> dict:
     """The zero-shot vision-LLM baseline: the stimuli go to the configured server through the openai scorer."""
-    from lora_iqa.evaluation import items_of, protocol_metrics
+    from lora_iqa.evaluation import items_of
     from lora_iqa.scorers import make_scorer
 
     scorer = make_scorer(ScorerConfig(backend="openai"), template, progress=False)
     groups = [list(s.images[:len(s.items)]) for s in test]
-    results, secs = _timed(scorer.score_images, groups, cfg.protocol)
+    results, secs = _timed(scorer.score_images, groups, protocol)
     cost.update({"trainable_params": 0, "trainable_pct": 0.0, "size_bytes": 0,
                  "mllm_images_per_s": round(sum(map(len, groups)) / secs, 2)})
-    preds = [{"scores": r.scores or {}} if cfg.protocol == "ss" else {"preference": r.preference} if cfg.protocol == "ds"
-             else {"ranking": r.ranking} for r in results]
-    items = items_of(test, preds, template, cfg.protocol)
-    return {"metrics": protocol_metrics(items, template, cfg.protocol), "items": items, "scorings": {}}
+    preds = [protocol.result_answer(r, template) for r in results]
+    items = items_of(test, preds, template, protocol)
+    return {"metrics": protocol.metrics(items, template), "items": items, "scorings": {}}
 
 
 def _log_wandb(spec: dict, cell: dict) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 
 from lora_iqa.errors import LoraIqaError, atomic_write_text, save_fig
-from lora_iqa.evaluation import judgement_scale
+from lora_iqa.protocols import Protocol, get_protocol
 
 
 def flat_row(cell: dict) -> dict:
@@ -43,7 +43,7 @@ def check_srcc(cells: Sequence[dict]) -> dict:
             for dim, m in metrics.items():
                 if "srcc" not in m or m["srcc"] is None:
                     continue
-                pred, true = _srcc_inputs(items, dim, cell["protocol"])
+                pred, true = _srcc_inputs(items, dim, get_protocol(cell["protocol"], cell["reference"]))
                 diff = abs(float(stats.spearmanr(pred, true).statistic) - m["srcc"])
                 n, worst = n + 1, max(worst, diff)
                 if diff > 1e-12:
@@ -52,12 +52,11 @@ def check_srcc(cells: Sequence[dict]) -> dict:
     return {"checked": n, "max_abs_diff": worst, "tool": "scipy.stats.spearmanr"}
 
 
-def _srcc_inputs(items: Sequence[dict], dim: str, protocol: str) -> tuple[list[float], list[float]]:
-    if protocol == "ss":
+def _srcc_inputs(items: Sequence[dict], dim: str, protocol: Protocol) -> tuple[list[float], list[float]]:
+    if protocol.per_image:
         pairs = [(it["pred"][dim], it["true"][dim]) for it in items if it["pred"].get(dim) is not None]
         return [p for p, _ in pairs], [t for _, t in pairs]
-    key = "preference" if protocol == "ds" else "ranking"
-    return judgement_scale([it for it in items if it["pred"].get(key) is not None], protocol, dim)
+    return protocol.scale([it for it in items if protocol.judgement(it["pred"]) is not None], dim)
 
 
 def summary(cells: Sequence[dict]) -> list[dict]:

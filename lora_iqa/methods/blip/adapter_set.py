@@ -23,16 +23,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lora_iqa.artifact import read_meta, resolve_adapter
-from lora_iqa.config import PROTOCOLS
+from lora_iqa.artifact import AdapterMeta, read_meta, resolve_adapter
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.methods.blip.base import load_base
 from lora_iqa.methods.blip.multi_image import add_image_index
-from lora_iqa.methods.blip.predict import (
-    logit_scores,
-    preference_scores,
-    ranking_scores,
-)
+from lora_iqa.methods.blip.predict import protocol_logits
+from lora_iqa.protocols import Protocol
 from lora_iqa.methods.common import check_base, require_adapter_weights
 from lora_iqa.template import Template
 
@@ -47,7 +43,8 @@ class AdapterSet:
         self.base = base
         self.model = None  # the PeftModel, after the first load
         self.processor = None
-        self._meta: dict[str, dict] = {}
+        self._meta: dict[str, AdapterMeta] = {}
+        self._dirs: dict[str, Path] = {}  # where each adapter was loaded from
         self._fingerprint: str | None = None
         self._aux: list = []  # peft's auxiliary wrappers (modules_to_save, trainable tokens)
         self._layers: list = []  # peft's LoRA layers
@@ -62,10 +59,15 @@ class AdapterSet:
         """The active adapter's name (what a forward without ``adapter_names`` uses)."""
         return None if self.model is None else self.model.active_adapter
 
-    def meta(self, name: str) -> dict:
-        """The ``lora_iqa.json`` of adapter ``name``, plus ``"dir"``: where it was loaded from."""
+    def meta(self, name: str) -> AdapterMeta:
+        """The ``lora_iqa.json`` of adapter ``name``."""
         self._known(name)
         return self._meta[name]
+
+    def directory(self, name: str) -> Path:
+        """Where adapter ``name`` was loaded from (a Hub id's local snapshot)."""
+        self._known(name)
+        return self._dirs[name]
 
     def load(self, adapter_dir: str | Path, name: str | None = None) -> str:
         """Add an adapter directory (or Hub repo id) under ``name``; returns the name. The first call also
@@ -75,24 +77,15 @@ class AdapterSet:
         if not (path / "adapter_config.json").exists():
             raise LoraIqaError(f"{adapter_dir}: not a LoRA adapter directory (no adapter_config.json; a full "
                                "fine-tune is a whole model: load it with lora_iqa.methods.load.load_trained)")
-        protocol = meta.get("protocol")
-        if protocol not in PROTOCOLS:
-            raise LoraIqaError(f"{adapter_dir}: unknown protocol {protocol!r} in lora_iqa.json "
-                               f"(expected one of {PROTOCOLS})")
-        if not isinstance(meta.get("base"), dict) or "fingerprint" not in meta["base"]:
-            raise LoraIqaError(f"{adapter_dir}: lora_iqa.json records no base fingerprint (key 'base')")
-        name = name or f"{protocol}_{meta.get('reference', 'nr')}"
+        name = name or meta.adapter_name
         if name in self._meta:
             raise LoraIqaError(f"{adapter_dir}: an adapter named '{name}' is already loaded "
-                               f"(from {self._meta[name]['dir']}); pass another name")
+                               f"(from {self._dirs[name]}); pass another name")
         from peft import PeftModel
 
         require_adapter_weights(path)  # safetensors only: peft would also read an adapter_model.bin pickle
         if self.model is None:
-            base_name = self.base or meta["base"].get("name_or_path")
-            if not base_name:
-                raise LoraIqaError(f"{adapter_dir}: lora_iqa.json names no base (key 'base.name_or_path'): "
-                                   "pass AdapterSet(base=...)")
+            base_name = self.base or meta.base.name_or_path
             model, processor = load_base(base_name)
             check_base(model, meta, adapter_dir, base_name)
             with torch.random.fork_rng(devices=[]):  # the index init must not shift the caller's RNG stream
@@ -101,11 +94,11 @@ class AdapterSet:
                 self.model = PeftModel.from_pretrained(model, str(path), adapter_name=name)
             except Exception as e:
                 raise LoraIqaError(f"{adapter_dir}: cannot load the adapter ({str(e).splitlines()[0]})") from None
-            self.processor, self.base, self._fingerprint = processor, base_name, meta["base"]["fingerprint"]
+            self.processor, self.base, self._fingerprint = processor, base_name, meta.base.fingerprint
             _route_missing_to_base(self.model, lambda: self._aux)
         else:
-            if meta["base"]["fingerprint"] != self._fingerprint:
-                raise LoraIqaError(f"{adapter_dir}: adapter was trained on base {meta['base']['fingerprint']}, "
+            if meta.base.fingerprint != self._fingerprint:
+                raise LoraIqaError(f"{adapter_dir}: adapter was trained on base {meta.base.fingerprint}, "
                                    f"but {self.base} is {self._fingerprint}")
             try:
                 self.model.load_adapter(str(path), adapter_name=name)
@@ -118,7 +111,7 @@ class AdapterSet:
             # setting the active adapter again makes every layer and wrapper agree
             self.model.set_adapter(self.model.active_adapter, inference_mode=True)
         self.model.eval()
-        self._meta[name] = {**meta, "dir": str(path)}
+        self._meta[name], self._dirs[name] = meta, path
         self._index_layers()
         return name
 
@@ -127,8 +120,8 @@ class AdapterSet:
 
         What peft's ``set_adapter(name, inference_mode=True)`` does, on the adapter layers listed at load
         time: peft walks every module of the model twice per switch, which was most of its cost (0.67 ms
-        vs 0.20 ms on the 323-module embedded base, measured by benchmarks/adapters.py; a test checks the
-        resulting state equals peft's)."""
+        vs 0.20 ms on the 323-module embedded base, measured by benchmarks/scripts/adapter_set_cost.py; a test
+        checks the resulting state equals peft's)."""
         self._known(name)
         for wrapper in self._aux:  # as peft.utils.other._set_adapter
             own = wrapper.check_set_adapter(name)
@@ -158,32 +151,28 @@ class AdapterSet:
             self._known(name)
             images = images if isinstance(images, tuple) else (images,)
             meta = self._meta[name]
-            if len(images) != int(meta.get("images", 1)):
-                raise LoraIqaError(f"request {i}: adapter '{name}' ({meta['protocol']}_{meta.get('reference', 'nr')}) "
-                                   f"takes {meta.get('images', 1)} images per sample, got {len(images)}")
+            if len(images) != meta.images:
+                raise LoraIqaError(f"request {i}: adapter '{name}' ({meta.adapter_name}) "
+                                   f"takes {meta.images} images per sample, got {len(images)}")
             samples.append(images)
-            dims = tuple(meta["dimensions"]) if meta["protocol"] == "ss" else ()
+            protocol = meta.make_protocol()
+            dims = meta.dimensions if protocol.per_image else ()
             # the reference splits ms groups of equal size: ms_nr k=4 and ms_fr k=3 both show 4 images
-            groups[(meta["protocol"], meta.get("reference", "nr"), len(images), dims)].append(i)
+            groups[(protocol, len(images), dims)].append(i)
         out: list[dict | None] = [None] * len(requests)
-        for (protocol, reference, n_images, dims), rows in groups.items():
+        for (protocol, n_images, dims), rows in groups.items():
             names = [requests[i][0] for i in rows]
-            k = n_images - (reference == "fr")
-            results = self._run(protocol, k, n_images > 1, dims, [samples[i] for i in rows], names, batch_size)
+            results = self._run(protocol, n_images > 1, dims, [samples[i] for i in rows], names, batch_size)
             for i, res in zip(rows, results):
-                out[i] = {"adapter": requests[i][0], "protocol": protocol, "reference": reference, **res}
+                out[i] = {"adapter": requests[i][0], "protocol": protocol.name, "reference": protocol.reference, **res}
         return out  # type: ignore[return-value]
 
-    def _run(self, protocol: str, k: int, index: bool, dims: tuple[str, ...], images: list, names: list[str],
+    def _run(self, protocol: Protocol, index: bool, dims: tuple[str, ...], images: list, names: list[str],
              batch_size: int) -> list[dict]:
-        """One mixed batch of one protocol; ``k`` stimuli per sample, ``index``: add image-index embeddings."""
-        if protocol == "ss":
-            res = logit_scores(self.model, self.processor, images, Template(dims), batch_size=batch_size,
-                               index=index, adapter_names=names)
-            return [{"scores": r["scores"]} for r in res]
-        if protocol == "ds":
-            return preference_scores(self.model, self.processor, images, index=index, adapter_names=names)
-        return ranking_scores(self.model, self.processor, images, k, index=index, adapter_names=names)
+        """One mixed batch of one protocol; ``index``: add image-index embeddings."""
+        res = protocol_logits(self.model, self.processor, images, protocol, Template(dims), batch_size=batch_size,
+                              index=index, adapter_names=names)
+        return [{"scores": r["scores"]} for r in res] if protocol.per_image else res
 
     def _known(self, name: str) -> None:
         if name not in self._meta:

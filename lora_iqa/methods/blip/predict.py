@@ -20,6 +20,7 @@ import torch
 from lora_iqa.data.pixels import pixel_values
 from lora_iqa.methods.blip.base import check_level_words
 from lora_iqa.methods.blip.multi_image import encode_images, peft_names
+from lora_iqa.protocols import DoubleStimulus, MultipleStimulus, Protocol, SingleStimulus
 from lora_iqa.template import (
     LEVELS,
     PREFERENCE_VALUE,
@@ -152,6 +153,19 @@ def ranking_scores(model, processor, groups: Images, k: int, index: bool = True,
         out.append({"ranking": ranking, "expected_ranks": expected.tolist(),
                     "probability": float(row[perms.index(tuple(ranking))])})
     return out
+
+
+def protocol_logits(model, processor, images: Images, protocol: Protocol, template: Template, batch_size: int = 64,
+                    index: bool = False, adapter_names: Sequence[str] | None = None) -> list[dict]:
+    """The protocol's answer from the logits, per sample: ss ``scores`` (with ``probs`` and ``levels``), ds
+    ``preference`` (:func:`preference_scores`), ms ``ranking`` of ``protocol.k`` (:func:`ranking_scores`)."""
+    by_logits = {
+        SingleStimulus: lambda: logit_scores(model, processor, images, template, batch_size=batch_size, index=index,
+                                             adapter_names=adapter_names),
+        DoubleStimulus: lambda: preference_scores(model, processor, images, index, adapter_names),
+        MultipleStimulus: lambda: ranking_scores(model, processor, images, protocol.k, index, adapter_names),
+    }
+    return by_logits[type(protocol)]()
 
 
 @torch.no_grad()

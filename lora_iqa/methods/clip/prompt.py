@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from lora_iqa.config import AdapterConfig
 from lora_iqa.errors import LoraIqaError
+from lora_iqa.methods.interface import ImageScorer
 from lora_iqa.methods.clip.base import ANTONYMS, PLACEHOLDER, PROMPT, ZERO_SHOT_CTX
 
 TEMPLATE_VERSION = "clip-antonym-v1"
@@ -45,14 +46,12 @@ def _unit(out) -> torch.Tensor:
     return F.normalize(getattr(out, "pooler_output", out), dim=-1)
 
 
-class ClipPromptLearner(torch.nn.Module):
+class ClipPromptLearner(ImageScorer):
     """Learnable text context + visual prompt tokens around a frozen ``CLIPModel``.
 
     ``forward(pixel_values, labels=None, ...)`` returns ``.logits`` ``s (cos_good - cos_bad)`` (N, D)
     and, with labels, ``.loss``; :meth:`scores` gives ``4 sigmoid(logits)``.
     """
-
-    is_prompt_learner = True  # saved as prompt tensors, not as a peft adapter or a whole model
 
     def __init__(self, clip, processor, adapter: AdapterConfig, dimensions: Sequence[str], seed: int = 0):
         super().__init__()
@@ -198,45 +197,6 @@ class ClipPromptLearner(torch.nn.Module):
         with torch.no_grad():
             for k, p in want.items():
                 p.copy_(tensors[k])
-
-
-def attach_prompts(clip, processor, adapter: AdapterConfig, dimensions: Sequence[str], seed: int) -> ClipPromptLearner:
-    """The prompt learner on ``clip`` (what ``model.attach`` is for LoRA)."""
-    return ClipPromptLearner(clip, processor, adapter, dimensions, seed)
-
-
-def load_prompt_adapter(adapter_dir: str | Path, base: str | None = None) -> tuple[ClipPromptLearner, dict]:
-    """A saved clip_prompt directory on its base (the one its lora_iqa.json names, fingerprint checked)."""
-    from lora_iqa.artifact import read_meta, resolve_adapter
-    from lora_iqa.config import config_from_dict
-    from lora_iqa.methods.clip.base import load_clip
-    from lora_iqa.methods.common import check_base
-
-    adapter_dir = resolve_adapter(adapter_dir)
-    meta = read_meta(adapter_dir)  # keys and types checked
-    try:
-        cfg = config_from_dict(meta["config"])
-    except LoraIqaError as e:
-        raise LoraIqaError(f"{Path(adapter_dir) / 'lora_iqa.json'}: key 'config' is not a valid clip_prompt config "
-                           f"({e})") from None
-    base_name = base or meta["base"]["name_or_path"]
-    clip, processor = load_clip(base_name)
-    check_base(clip, meta, adapter_dir, base_name)
-    learner = ClipPromptLearner(clip, processor, cfg.adapter, meta["dimensions"], cfg.seed)
-    learner.load_prompts(adapter_dir)
-    return learner.eval(), meta
-
-
-class PromptTrainer(torch.nn.Module):
-    """The training loop's view of a prompt learner (as ``Captioner`` is of a BLIP): ``.model`` and a
-    forward returning ``.loss``."""
-
-    def __init__(self, learner: ClipPromptLearner) -> None:
-        super().__init__()
-        self.model = learner
-
-    def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
-        return self.model(**batch)
 
 
 def generation_prompt(item) -> str:

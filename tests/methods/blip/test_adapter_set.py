@@ -124,7 +124,7 @@ def test_ds_adapter_in_set_equals_load_trained(aset, trained):
     imgs = trained.images
     pairs = [(imgs[i], imgs[(i + 3) % len(imgs)]) for i in range(len(imgs))]
     model, processor, meta = load_trained(trained.ds)
-    assert meta["images"] == 2
+    assert meta.images == 2 and aset.meta("ds_nr") == meta and aset.directory("ds_nr") == Path(trained.ds)
     want = preference_scores(model, processor, pairs, index=True)
     aset.use("a")  # an ss adapter is active: the ds rows still go through the ds adapter
     requests = [r for i, p in enumerate(pairs) for r in (("ds_nr", p), ("b", (imgs[i],)))]
@@ -172,7 +172,7 @@ def refused(aset: AdapterSet, adapter_dir: Path, match: str, name: str | None = 
 def test_base_mismatch_refused(aset, trained, tmp_path):
     bad = copy_with(trained.ss_a, tmp_path / "other_base", base_fingerprint="0123456789abcdef")
     msg = refused(aset, bad, "trained on base 0123456789abcdef", name="c")
-    assert aset.meta("a")["base"]["fingerprint"] in msg  # the set's own base is named too
+    assert aset.meta("a").base.fingerprint in msg  # the set's own base is named too
     # and on the first load, where the base itself is loaded and fingerprinted (check_base)
     refused(AdapterSet(), bad, "trained on base 0123456789abcdef")
 

@@ -21,12 +21,9 @@ from lora_iqa.data.io import load_image
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.methods.clip.base import ANTONYMS, load_clip
-from lora_iqa.methods.clip.prompt import (
-    WEIGHTS_NAME,
-    ClipPromptLearner,
-    load_prompt_adapter,
-)
+from lora_iqa.methods.clip.prompt import WEIGHTS_NAME, ClipPromptLearner
 from lora_iqa.methods.common import fingerprint
+from lora_iqa.methods.load import load_trained
 from lora_iqa.template import NATURAL_DIMENSIONS
 
 DIMS = list(NATURAL_DIMENSIONS)
@@ -56,7 +53,7 @@ def trained(tmp_path_factory, clip_dir, natural):
 
 def test_prompt_learning_beats_zero_shot_on_held_out_content(trained, natural, clip_dir):
     res, _ = trained
-    learner, meta = load_prompt_adapter(res.dir)
+    learner, _, meta = load_trained(res.dir)
     items = read_manifest(natural, DIMS).split("test")
     images = [load_image(it.image) for it in items]
     zero = _test_srcc(learner.scores(images, zero_shot=True), items)
@@ -71,7 +68,7 @@ def test_prompt_learning_beats_zero_shot_on_held_out_content(trained, natural, c
     # "good"/"bad" were never in the stand-in's captions: zero-shot cannot rate overall quality, the prompts learn it
     assert learned["overall"] > 0.25 and learned["overall"] > zero["overall"] + 0.1
     assert learned_rmse < 0.85 * zero_rmse  # and they calibrate the scores to the rater's scale
-    assert meta["method"] == "clip_prompt" and meta["domain"] == "natural"
+    assert meta.method == "clip_prompt" and meta.domain == "natural"
 
 
 def test_adapter_directory_and_frozen_base(trained, clip_dir):
@@ -83,15 +80,15 @@ def test_adapter_directory_and_frozen_base(trained, clip_dir):
     assert meta["config"]["adapter"]["method"] == "clip_prompt" and meta["template_version"] == "clip-antonym-v1"
     assert (res.dir / WEIGHTS_NAME).stat().st_size < 20_000
     assert "CLIP prompt learner" in (res.dir / "README.md").read_text()
-    learner, _ = load_prompt_adapter(res.dir)
+    learner, _, _ = load_trained(res.dir)
     assert fingerprint(learner.clip) == before
     assert learner.ctx.abs().sum() > 0 and not any(p.requires_grad for p in learner.clip.parameters())
 
 
 def test_saved_prompts_reload_exactly(trained, natural):
     res, _ = trained
-    a, _ = load_prompt_adapter(res.dir)
-    b, _ = load_prompt_adapter(res.dir)
+    a, _, _ = load_trained(res.dir)
+    b, _, _ = load_trained(res.dir)
     images = [load_image(it.image) for it in read_manifest(natural, DIMS).split("test")[:8]]
     assert a.scores(images) == b.scores(images)
     fresh = ClipPromptLearner(a.clip, a.processor, AdapterConfig(method="clip_prompt", n_ctx=2, ctx_per_dim=False, n_vis=1),
@@ -107,22 +104,22 @@ def test_corrupt_or_mismatched_prompt_file_is_one_line(trained, tmp_path):
     shutil.copytree(res.dir, bad)
     (bad / WEIGHTS_NAME).write_bytes(b"\x00garbage")
     with pytest.raises(LoraIqaError, match=r"prompt_model\.safetensors: cannot read prompt weights") as e:
-        load_prompt_adapter(bad)
+        load_trained(bad)
     assert "\n" not in str(e.value)
     meta = json.loads((res.dir / "lora_iqa.json").read_text())
     meta["config"]["adapter"]["n_ctx"] = 3
     shutil.copy(res.dir / WEIGHTS_NAME, bad / WEIGHTS_NAME)
     (bad / "lora_iqa.json").write_text(json.dumps(meta))
     with pytest.raises(LoraIqaError, match=r"tensor 'ctx' is \(1, 2, 64\), expected shape \(1, 3, 64\)"):
-        load_prompt_adapter(bad)
+        load_trained(bad)
     meta["config"]["adapter"]["n_ctx"] = 2
     (bad / "lora_iqa.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "dimensions"}))
     with pytest.raises(LoraIqaError, match=r"lora_iqa.json: key 'dimensions' is missing"):
-        load_prompt_adapter(bad)
+        load_trained(bad)
     meta["base"]["fingerprint"] = "0" * 16
     (bad / "lora_iqa.json").write_text(json.dumps(meta))
     with pytest.raises(LoraIqaError, match="0000000000000000"):
-        load_prompt_adapter(bad)
+        load_trained(bad)
 
 
 def test_prompts_reach_both_towers(clip_dir):
@@ -187,7 +184,7 @@ def test_cli_eval_and_score_read_a_prompt_directory(trained, natural, tmp_path, 
     assert main(["eval", "--adapter", str(res.dir), "--data", str(natural), "--split", "test", "--out", str(out)]) == 0
     ev = json.loads(out.read_text())
     items = read_manifest(natural, DIMS).split("test")
-    learner, _ = load_prompt_adapter(res.dir)
+    learner, _, _ = load_trained(res.dir)
     want = _test_srcc(learner.scores([load_image(it.image) for it in items]), items)
     assert ev["n"] == len(items) and ev["method"] == "logits"
     assert all(abs(ev["metrics"][d]["srcc"] - want[d]) < 1e-12 for d in DIMS)
@@ -196,7 +193,7 @@ def test_cli_eval_and_score_read_a_prompt_directory(trained, natural, tmp_path, 
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["scores"].keys() == set(DIMS) and all(0 <= v <= 4 for v in rec["scores"].values())
     assert main(["score", str(items[0].image), "--adapter", str(res.dir), "--method", "caption"]) == 1
-    assert "a CLIP prompt learner scores single images by its antonym prompts" in capsys.readouterr().err
+    assert "ClipPromptLearner scores single images (no captions)" in capsys.readouterr().err
 
 
 def test_alignment_task_trains_from_the_prompt_column(tmp_path, clip_dir, natural):

@@ -5,8 +5,8 @@ It is the ceiling any linear readout of the frozen features reaches, so it puts 
 of benchmarks/configs/natural.yaml in context (prompt learning reads the same features through CLIP's
 text tower). Run after the natural bench, on its data:
 
-    python benchmarks/clip_probe.py --data benchmarks/natural/data/manifest.csv --base embedded-clip \
-        > benchmarks/natural/clip_probe.json
+    python benchmarks/scripts/clip_probe.py --data benchmarks/results/natural/data/manifest.csv --base embedded-clip \
+        > benchmarks/results/natural/clip_probe.json
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Measures, with SYNTHETIC captions (random CT score vectors rendered by the templ
 4. agreement with the template scorer on an exact-oracle server, per protocol and strategy;
 5. that the API key appears in no file the runs wrote.
 
-    python benchmarks/llm_scorer.py --out benchmarks/llm_scorer
+    python benchmarks/scripts/llm_scorer.py --out benchmarks/results/llm_scorer
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lora_iqa.config import ScorerConfig  # noqa: E402
 from lora_iqa.errors import atomic_write_text  # noqa: E402
+from lora_iqa.protocols import get_protocol  # noqa: E402
 from lora_iqa.scorers.openai import OpenAIScorer  # noqa: E402
 from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template, render_preference, render_ranking  # noqa: E402
@@ -144,10 +145,10 @@ def oracle_agreement(n: int = 200) -> list[dict]:
     with ChatServer() as server:
         os.environ["OPENAI_BASE_URL"] = server.url
         for protocol, items in texts.items():
-            want = template.score(items, protocol, k=4)
+            want = template.score(items, get_protocol(protocol, k=4))
             for strategy in ("standard", "cot"):
                 for fmt in ("json_schema", "json_object", "text"):
-                    got = scorer(concurrency=16, cache=False, strategy=strategy, response_format=fmt).score(items, protocol, k=4)
+                    got = scorer(concurrency=16, cache=False, strategy=strategy, response_format=fmt).score(items, get_protocol(protocol, k=4))
                     same = sum(a.ok and (a.scores, a.preference, a.ranking) == (b.scores, b.preference, b.ranking)
                                for a, b in zip(got, want))
                     rows.append({"protocol": protocol, "strategy": strategy, "response_format": fmt,
@@ -159,7 +160,7 @@ def oracle_agreement(n: int = 200) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/llm_scorer")
+    ap.add_argument("--out", default="benchmarks/results/llm_scorer")
     ap.add_argument("--latency", type=float, default=0.2)
     args = ap.parse_args()
     out = Path(args.out)

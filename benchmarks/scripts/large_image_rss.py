@@ -1,6 +1,6 @@
 """Peak memory of reading one large image: ``load_image`` with and without ``max_side``.
 
-    python benchmarks/large_image_rss.py [--side 10000] [--max-side 2048]
+    python benchmarks/scripts/large_image_rss.py [--side 10000] [--max-side 2048]
 
 Writes a SYNTHETIC SIDE x SIDE RGB PNG (a smooth pattern, fast to encode) to a temporary folder,
 then loads it once per case, each in a fresh Python process, and prints that process's peak

@@ -3,9 +3,9 @@
 #   accelerate launch --multi_gpu --num_processes 2 recipes/train.py recipes/configs/ct_ss_lora.yaml
 # at the same global batch (train.batch_size is the global batch, split across ranks). SYNTHETIC data:
 # `lora-iqa synth ct --n 960 --size 96 --seed 0` (the demo's set); training seed 0 (the recipe's).
-#   bash benchmarks/ddp.sh        # writes benchmarks/ddp/results.json and results.md
+#   bash benchmarks/scripts/ddp.sh        # writes benchmarks/results/ddp/results.json and results.md
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
 lora-iqa synth ct --out "$work/ct" --n 960 --size 96 --seed 0 > /dev/null
 python -m lora_iqa.bases.embedded > /dev/null     # the embedded base is built once, by one process
@@ -26,8 +26,8 @@ rows = {k: {"num_processes": m["num_processes"], "selected_step": m["step"], "wa
         for (k, m), s in zip(runs.items(), (s1, s2))}
 diff = {d: abs(rows["two"]["val_srcc"][d] - rows["one"]["val_srcc"][d]) for d in rows["one"]["val_srcc"]}
 out = {"synthetic": True, "recipe": "recipes/configs/ct_ss_lora.yaml", "runs": rows, "abs_diff_val_srcc": diff}
-Path("benchmarks/ddp").mkdir(parents=True, exist_ok=True)
-Path("benchmarks/ddp/results.json").write_text(json.dumps(out, indent=1))
+Path("benchmarks/results/ddp").mkdir(parents=True, exist_ok=True)
+Path("benchmarks/results/ddp/results.json").write_text(json.dumps(out, indent=1))
 dims = list(diff)
 md = ["# ct_ss_lora: 1 process vs 2-rank DDP on CPU (SYNTHETIC CT, validation split)", "",
       "| run | processes | selected step | wall s | " + " | ".join(f"{d} SRCC" for d in dims) + " |",
@@ -36,7 +36,7 @@ for k, r in rows.items():
     md.append(f"| {k} | {r['num_processes']} | {r['selected_step']} | {r['wall_s']} | "
               + " | ".join(f"{r['val_srcc'][d]:.4f}" for d in dims) + " |")
 md.append("| abs diff | | | | " + " | ".join(f"{diff[d]:.4f}" for d in dims) + " |")
-Path("benchmarks/ddp/results.md").write_text("\n".join(md) + "\n")
+Path("benchmarks/results/ddp/results.md").write_text("\n".join(md) + "\n")
 print("\n".join(md))
 PY
 rm -rf "$work"

@@ -2,7 +2,7 @@
 real patient slice), re-projected and reconstructed at decreasing dose with the synth_ct physics
 (360 views, ramp kernel, no blur), scored by logits. Pass: predicted overall falls with dose.
 
-    python benchmarks/real_ct_dose.py --adapter demo_out/lora --out benchmarks/real_ct
+    python benchmarks/scripts/real_ct_dose.py --adapter demo_out/lora --out benchmarks/results/real_ct
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from lora_iqa.data.synth.ct_physics import simulate
 from lora_iqa.errors import atomic_path, atomic_write_text
 from lora_iqa.methods.blip.predict import logit_scores
 from lora_iqa.methods.load import load_trained
-from lora_iqa.template import Template
 
 DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray (I0)
 
@@ -28,14 +27,14 @@ DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray (I0)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", required=True)
-    ap.add_argument("--out", default="benchmarks/real_ct")
+    ap.add_argument("--out", default="benchmarks/results/real_ct")
     ap.add_argument("--repeats", type=int, default=4, help="noise realisations per dose")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     hu, _ = read_dicom_hu(get_testdata_file("CT_small.dcm"))
     model, processor, meta = load_trained(args.adapter)
-    template = Template(tuple(meta["dimensions"]))
+    template = meta.template()
     rng = np.random.default_rng(args.seed)
     images, doses = [], []
     for dose in DOSES:

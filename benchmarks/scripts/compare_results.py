@@ -1,6 +1,6 @@
 """Compare two results.json files value by value (e.g. the demo written by two versions of the code).
 
-``python benchmarks/compare_results.py A.json B.json [--ignore KEY ...]``: prints IDENTICAL (every number
+``python benchmarks/scripts/compare_results.py A.json B.json [--ignore KEY ...]``: prints IDENTICAL (every number
 and every other value equal) or each path that differs; exit 1 on a difference. Timing keys are ignored
 by default (they measure the machine, not the code).
 """

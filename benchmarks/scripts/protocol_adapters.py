@@ -1,7 +1,7 @@
 """Per-protocol adapters on one base: train ss / ds / ms, nr and fr, on SYNTHETIC CT and evaluate them on
 held-out content; plus the ds adapters on a real CT slice.
 
-    python benchmarks/protocols.py --out benchmarks/protocols [--only ds_nr,ds_fr] [--steps-scale 1.0]
+    python benchmarks/scripts/protocol_adapters.py --out benchmarks/results/protocol_adapters [--only ds_nr,ds_fr] [--steps-scale 1.0]
 
 Every adapter trains from its recipe (``recipes/configs/ct_<protocol>_<reference>_lora.yaml``) on the
 demo's SYNTHETIC CT set (960 images, 120 phantoms; content-disjoint splits) and the embedded base.
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lora_iqa.artifact import multi_image
 from lora_iqa.bases.embedded import ensure_embedded
 from lora_iqa.config import load_config
 from lora_iqa.data.io import apply_window, read_dicom_hu
@@ -38,14 +37,14 @@ from lora_iqa.template import Template
 from lora_iqa.training.run import run
 
 ADAPTERS = ("ss_nr", "ss_fr", "ds_nr", "ds_fr", "ms_nr", "ms_fr")
-DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/real_ct_dose.py)
+DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/scripts/real_ct_dose.py)
 TEST_SEED = 12345  # the test pairs / groups (the same for every adapter of a protocol)
 FULL = ["adapter.method=full", "train.lr=1e-3"]  # the demo's full fine-tuning lr
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/protocols")
+    ap.add_argument("--out", default="benchmarks/results/protocol_adapters")
     ap.add_argument("--only", default=",".join(ADAPTERS),
                     help="comma-separated adapters to train/evaluate (a _full suffix: full fine-tuning instead)")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
@@ -82,16 +81,17 @@ def main() -> None:
                     "train_seconds": round(res.train_seconds, 1), "selected_step": res.best_step}
             model, processor, meta = load_trained(res.dir)
         d = cfg.data
-        test = protocol_samples(m.split("test"), protocol, reference, template.dimensions, TEST_SEED, d.k,
-                                args.test_per_image, d.same_content, d.similar_below, d.window)
-        ev = evaluate(model, processor, test, template, "test", "logits", protocol=protocol, index=multi_image(meta))
+        p = cfg.make_protocol()
+        test = protocol_samples(m.split("test"), p, template.dimensions, TEST_SEED, args.test_per_image,
+                                d.same_content, d.similar_below, d.window)
+        ev = evaluate(model, processor, test, template, "test", "logits", protocol=p, index=meta.multi_image)
         row = {"method": cfg.adapter.method, "steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                **{k: kept[k] for k in ("trainable_params", "total_params", "train_seconds", "selected_step")},
                "test": ev["metrics"], "n_test": ev["n"]}
         if protocol == "ds":
-            same = protocol_samples(m.split("test"), "ds", reference, template.dimensions, TEST_SEED, d.k,
-                                    args.test_per_image, 1.0, d.similar_below, d.window)  # same-content pairs: identical for nr and fr
-            row["test_same_content"] = evaluate(model, processor, same, template, "test", "logits", protocol="ds",
+            same = protocol_samples(m.split("test"), p, template.dimensions, TEST_SEED, args.test_per_image, 1.0,
+                                    d.similar_below, d.window)  # same-content pairs: identical for nr and fr
+            row["test_same_content"] = evaluate(model, processor, same, template, "test", "logits", protocol=p,
                                                 index=True)["metrics"]
             row["real_ct"] = real_ct(model, processor, reference, args.repeats)
         results["adapters"][name] = row

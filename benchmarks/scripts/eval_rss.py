@@ -1,12 +1,12 @@
 """Peak RSS of `lora-iqa eval` on 100 vs 1,000 images of 1024 x 1024 px (RGB PNG): memory must not grow
 with the data (issue 14: at most 1.5x).
 
-    python benchmarks/eval_rss.py                       # writes benchmarks/eval_rss/results.{json,md}
+    python benchmarks/scripts/eval_rss.py               # writes benchmarks/results/eval_rss/results.{json,md}
     git worktree add /tmp/before 949f2cc   # the code before issue 14's fix, measured the same way:
-    python benchmarks/eval_rss.py --n 100 400 --pythonpath /tmp/before --label "before the fix (949f2cc)"
+    python benchmarks/scripts/eval_rss.py --n 100 400 --pythonpath /tmp/before --label "before the fix (949f2cc)"
 
 What it does (seed 0): writes 1,000 smooth random RGB images of 1024 px (low-frequency noise, PNG) and
-two manifests (the first 100, all 1,000, every row in the test split) under benchmarks/eval_rss/data/;
+two manifests (the first 100, all 1,000, every row in the test split) under benchmarks/results/eval_rss/data/;
 trains a tiny LoRA adapter (the test geometry: 32 px ViT, hidden 32; 2 steps on 48 SYNTHETIC CT images)
 so that eval has something to load; then runs `python -m lora_iqa.cli eval --method logits --out ...`
 once per manifest, each in a fresh wrapper process that reports its child's peak RSS (ru_maxrss). The
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # benchmarks/results/
 WRAP = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
 
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter whose lora_iqa is measured")
     ap.add_argument("--pythonpath", help="a checkout to import lora_iqa from (another version)")
     ap.add_argument("--label", default="this checkout")
-    ap.add_argument("--out", type=Path, default=ROOT / "eval_rss")
+    ap.add_argument("--out", type=Path, default=RESULTS / "eval_rss")
     args = ap.parse_args()
 
     data = args.out / "data"
@@ -114,7 +114,7 @@ def main() -> None:
         print(f"{args.label}: eval on {n} images of {args.size} px: peak RSS {rss:.0f} MB ({secs:.0f} s)", flush=True)
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     result = {"label": args.label, "size": args.size, "seed": args.seed, "rows": rows, "ratio": round(ratio, 3),
-              "command": " ".join(["python benchmarks/eval_rss.py", *map(shlex.quote, sys.argv[1:])])}
+              "command": " ".join(["python benchmarks/scripts/eval_rss.py", *map(shlex.quote, sys.argv[1:])])}
     print(f"{args.label}: peak RSS ratio {rows[1]['images']} / {rows[0]['images']} images: {ratio:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     name = "results" if not args.pythonpath else "results_other"

@@ -13,7 +13,7 @@ make them differ, not to make them good), loads both into one AdapterSet, and me
    plain batch after a ``use``); median over ``--repeats`` after a warm-up; plus the largest difference
    between the mixed batch and each adapter's own scores.
 
-    python benchmarks/adapters.py --out benchmarks/adapters
+    python benchmarks/scripts/adapter_set_cost.py --out benchmarks/results/adapter_set_cost
 
 Writes ``results.json`` and ``results.md`` (each to a temporary name, then renamed) and prints the table.
 """
@@ -209,7 +209,7 @@ def table(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="benchmarks/adapters")
+    p.add_argument("--out", default="benchmarks/results/adapter_set_cost")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=30, help="training steps per adapter")
     p.add_argument("--switches", type=int, default=400)
@@ -232,7 +232,7 @@ def markdown(r: dict, out: str) -> str:
     ok = {True: "met", False: "NOT met"}
     return "\n".join([
         "# Adapter set: switching and mixed batches (SYNTHETIC data)", "",
-        f"`python benchmarks/adapters.py --out {out}` (seed {seed}); {r['data']}; base `embedded`.",
+        f"`python benchmarks/scripts/adapter_set_cost.py --out {out}` (seed {seed}); {r['data']}; base `embedded`.",
         f"Two SMALL ss LoRA adapters, {steps} steps each (seeds {seed}, {seed + 1}); "
         f"CPU, {env['threads']} thread(s) of {env['cpus']} cores, torch {env['torch']}, peft {env['peft']}; "
         f"1-min load average {env['loadavg_1min_at_end']:.1f} at the end (other jobs shared the machine).", "",

@@ -8,7 +8,7 @@ in the training loop (loss, backward, clip_grad_norm, step, zero_grad) on random
 then ``--steps`` timed steps, then one untimed step under ``torch.profiler``. The fp32 matmul peak
 (best of several ``torch.mm``, 2 n^3 FLOPs) is measured in the parent at the same thread count.
 
-    python benchmarks/blip_base_cost.py --out benchmarks/blip_base_cost [--batch 8] [--steps 5] [--warmup 2]
+    python benchmarks/scripts/blip_base_cost.py --out benchmarks/results/blip_base_cost [--batch 8] [--steps 5] [--warmup 2]
 
 Writes ``results.json``, ``results.md`` and ``cost.png`` (each to a temporary name, then renamed).
 """
@@ -181,7 +181,7 @@ def plot(res: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/blip_base_cost"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/blip_base_cost"))
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2, help=">= 1: the first warm-up step counts FLOPs")
