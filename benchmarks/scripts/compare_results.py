@@ -3,6 +3,10 @@
 ``python benchmarks/scripts/compare_results.py A.json B.json [--ignore KEY ...]``: prints IDENTICAL (every number
 and every other value equal) or each path that differs; exit 1 on a difference. Timing keys are ignored
 by default (they measure the machine, not the code).
+
+``--cells``: A and B are bench results; every cell of A is compared with B's cell of the same name, protocol,
+reference and seed (so a bench that reruns some cells of a committed one checks them), image paths and
+the cells' measured costs (time, memory, throughput) ignored.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import json
 import sys
 
 TIMING = ("train_seconds", "samples_per_s", "seconds", "wall_s", "images_per_s", "dir")
+CELL_COSTS = ("train_samples_per_s", "logits_images_per_s", "generate_images_per_s", "mllm_images_per_s",
+              "peak_rss_mb", "wall_seconds", "images")  # measured on the machine, or where the data was written
 
 
 def diff(a, b, path: str, ignore: set[str], out: list[str], counts: list[int]) -> None:
@@ -34,15 +40,30 @@ def diff(a, b, path: str, ignore: set[str], out: list[str], counts: list[int]) -
             out.append(f"{path}: {a!r} vs {b!r}")
 
 
+def _cell_id(cell: dict) -> str:
+    return f"{cell['name']}__{cell['protocol']}_{cell['reference']}__s{cell['seed']}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--ignore", nargs="*", default=list(TIMING))
+    ap.add_argument("--cells", action="store_true", help="compare A's bench cells with B's cells of the same id")
     args = ap.parse_args()
     out, counts = [], [0, 0]
     with open(args.a) as fa, open(args.b) as fb:
-        diff(json.load(fa), json.load(fb), "$", set(args.ignore), out, counts)
+        a, b = json.load(fa), json.load(fb)
+    if not args.cells:
+        diff(a, b, "$", set(args.ignore), out, counts)
+    for cell in a["cells"] if args.cells else []:
+        key = _cell_id(cell)
+        match = [c for c in b["cells"] if _cell_id(c) == key]
+        if not match:
+            out.append(f"{key}: no such cell in B")
+            continue
+        diff(cell, match[0], key, set(args.ignore) | set(CELL_COSTS), out, counts)
+        print(f"{key}: compared")
     print("\n".join(out[:50]) if out else f"IDENTICAL: {counts[0]} numbers and {counts[1]} other values")
     return 1 if out else 0
 

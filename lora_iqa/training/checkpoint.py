@@ -5,7 +5,7 @@ unpickles them with ``weights_only=False``: a planted checkpoint would run code.
 one folder ``checkpoints/step_NNNNNNN`` holding
 
 * ``trainer_state.json``: the format tag, world size, base fingerprint, Accelerate's step counter,
-  the loop state (:class:`Progress`), the LR scheduler's (and an fp16 grad scaler's) state and the
+  the loop state (:class:`LoopState`), the LR scheduler's (and an fp16 grad scaler's) state and the
   optimizer's param groups;
 * ``model.safetensors``: the trainable weights (the frozen base is reloaded from ``base``);
 * ``best_state.safetensors``: the trainable weights of the best step so far;
@@ -44,7 +44,7 @@ KEYS = ("num_processes", "base_fingerprint", "accelerator_step", "progress", "ha
 
 
 @dataclass
-class Progress:
+class LoopState:
     """Loop position and best-so-far: what a checkpoint restores besides weights, optimizer and RNG."""
 
     step: int = 0  # optimizer steps
@@ -99,7 +99,7 @@ def check_checkpointable(accelerator) -> None:
                            "resume=none")
 
 
-def save_checkpoint(out: Path, step: int, accelerator, model, optimizer, scheduler, progress: Progress,
+def save_checkpoint(out: Path, step: int, accelerator, model, optimizer, scheduler, progress: LoopState,
                     base_fingerprint: str) -> Path:
     """Write checkpoint ``out/checkpoints/step_NNNNNNN`` (every rank calls this); returns its path."""
     ckpts = out / "checkpoints"
@@ -138,7 +138,7 @@ def save_checkpoint(out: Path, step: int, accelerator, model, optimizer, schedul
     return final
 
 
-def load_checkpoint(path: Path, accelerator, model, optimizer, scheduler, progress: Progress,
+def load_checkpoint(path: Path, accelerator, model, optimizer, scheduler, progress: LoopState,
                     base_fingerprint: str) -> None:
     """Restore a checkpoint written by :func:`save_checkpoint` into this run's objects (every rank).
 
@@ -216,7 +216,7 @@ def _reading(path: Path) -> Iterator[Path]:
 
 def trainable_params(accelerator, model) -> dict[str, torch.nn.Parameter]:
     """The trainable parameters of the wrapped model (the method's trainer's ``.model``) by name,
-    tied weights once, in the optimizer's order; ``Progress.best_state`` uses the same names."""
+    tied weights once, in the optimizer's order; ``LoopState.best_state`` uses the same names."""
     return {n: p for n, p in accelerator.unwrap_model(model).model.named_parameters() if p.requires_grad}
 
 

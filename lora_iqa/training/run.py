@@ -35,7 +35,7 @@ from lora_iqa.protocols import Protocol
 from lora_iqa.training.accel import has_accelerator
 from lora_iqa.training.card import save_trained
 from lora_iqa.training.checkpoint import (
-    Progress,
+    LoopState,
     check_checkpointable,
     find_checkpoint,
     load_checkpoint,
@@ -101,7 +101,7 @@ class _Setup:
 def _run(cfg: Config, out: Path, resume_from: Path | None, base, caption_fn: CaptionFn | None,
          progress: bool) -> TrainResult:
     s = _setup(cfg, out, base, caption_fn, progress)
-    state = Progress()
+    state = LoopState()
     if cfg.train.save_every or resume_from is not None:
         check_checkpointable(s.accelerator)
     if resume_from is not None:
@@ -182,7 +182,7 @@ def _samples(cfg: Config, accelerator: Accelerator, template, progress: bool) ->
     return train_s, val_s
 
 
-def _loop(cfg: Config, out: Path, s: _Setup, state: Progress, tracker: Tracker, progress: bool) -> tuple[int, float]:
+def _loop(cfg: Config, out: Path, s: _Setup, state: LoopState, tracker: Tracker, progress: bool) -> tuple[int, float]:
     """Optimizer steps until ``train.max_steps``: accumulate, stop on a non-finite loss, clip, step, schedule,
     validate and keep the best, checkpoint. Returns (samples seen, seconds)."""
     tc, acc = cfg.train, s.accelerator
@@ -227,7 +227,7 @@ def _loop(cfg: Config, out: Path, s: _Setup, state: Progress, tracker: Tracker, 
     return seen, time.perf_counter() - t0
 
 
-def _evaluate_step(cfg: Config, s: _Setup, state: Progress, tracker: Tracker, bar) -> None:
+def _evaluate_step(cfg: Config, s: _Setup, state: LoopState, tracker: Tracker, bar) -> None:
     """Validate now; log it, add it to the curve, and keep the weights if it is the best so far."""
     template, protocol, step = cfg.template(), cfg.make_protocol(), state.step
     items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, s.n_images > 1)
@@ -245,7 +245,7 @@ def _evaluate_step(cfg: Config, s: _Setup, state: Progress, tracker: Tracker, ba
         state.best_state = _trainable_state(s.model, s.accelerator)
 
 
-def _save(cfg: Config, out: Path, s: _Setup, state: Progress) -> AdapterMeta:
+def _save(cfg: Config, out: Path, s: _Setup, state: LoopState) -> AdapterMeta:
     """The best step's weights into the model, then the directory (rank 0 writes); returns its lora_iqa.json."""
     acc, template = s.accelerator, cfg.template()
     unwrapped = acc.unwrap_model(s.model).model

@@ -21,7 +21,7 @@ from lora_iqa.data.samples import caption_of
 from lora_iqa.errors import LoraIqaError, first_line
 from lora_iqa.methods.blip.base import load_base
 from lora_iqa.methods.blip.lora import attach
-from lora_iqa.methods.blip.multi_image import Captioner, add_image_index
+from lora_iqa.methods.blip.multi_image import CaptionTrainer, add_image_index
 from lora_iqa.methods.common import (
     ADAPTER_WEIGHTS,
     IMAGE_INDEX,
@@ -66,7 +66,7 @@ class BlipCaptioning(Method):
                       tokens=answer_tokens(processor.tokenizer, protocol))
 
     def trainer(self, model, protocol: Protocol) -> torch.nn.Module:
-        return Captioner(model, protocol.images > 1)
+        return CaptionTrainer(model, protocol.images > 1)
 
     def collate(self, cfg: Config, processor, template: Template, protocol: Protocol, model,
                 caption_fn: Callable | None = None) -> Collate:

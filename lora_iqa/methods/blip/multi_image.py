@@ -66,7 +66,7 @@ def _unwrap(model) -> BlipForConditionalGeneration:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-class Captioner(torch.nn.Module):
+class CaptionTrainer(torch.nn.Module):
     """The training forward for any number of images per sample (what Accelerate prepares and DDP wraps).
 
     4-D pixels (one image per sample, no index) go through BLIP's own forward; (B, k, 3, S, S) pixels
