@@ -93,7 +93,7 @@ class AdapterMeta:
     @property
     def adapter_name(self) -> str:
         """``{protocol}_{reference}``, e.g. ``ds_fr``: the adapter's default name in an AdapterSet."""
-        return f"{self.protocol}_{self.reference}"
+        return self.make_protocol().key
 
     @property
     def seed(self) -> int:

@@ -73,8 +73,9 @@ def _score(args) -> int:
         if args.reference:
             raise LoraIqaError("--reference is for full-reference adapters: --method mllm sends the IMAGES only")
         protocol = get_protocol(args.protocol or "ss", k=len(args.images))
-        if protocol.count_error(len(args.images)):
-            raise LoraIqaError(f"--protocol {protocol.count_error(len(args.images))}")
+        why = protocol.count_error(len(args.images))
+        if why:
+            raise LoraIqaError(f"--protocol {why}")
     else:
         protocol = _check_protocol(args, meta)
     window = _window(args)

@@ -15,7 +15,7 @@ import numpy as np
 from lora_iqa.data import io
 from lora_iqa.data.manifest import Item
 from lora_iqa.errors import LoraIqaError
-from lora_iqa.protocols import Protocol, SingleStimulus
+from lora_iqa.protocols import SS, Protocol
 from lora_iqa.template import Template
 
 # Images are read at most this large (longer side, px; integer box reduction while decoding): the model
@@ -103,4 +103,4 @@ def protocol_samples(items: Sequence[Item], protocol: Protocol, dimensions: Sequ
 def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None, check: bool = False) -> list[Sample]:
     """Single-stimulus, no-reference samples: every item's image once, labels rounded to the template's
     integer levels."""
-    return protocol_samples(items, SingleStimulus(), dimensions, seed=0, window=window, check=check)
+    return protocol_samples(items, SS, dimensions, seed=0, window=window, check=check)

@@ -93,7 +93,7 @@ class _Setup:
     val_s: list
     base_name: str
     base_fp: str
-    n_images: int
+    protocol: Protocol
     trainable: int
     total: int
 
@@ -149,7 +149,7 @@ def _setup(cfg: Config, out: Path, base, caption_fn: CaptionFn | None, progress:
     accelerator.print(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.2f}%)")
 
     template = cfg.template()
-    train_s, val_s = _samples(cfg, accelerator, template, progress)
+    train_s, val_s = _samples(cfg, protocol, accelerator, template, progress)
     collate = method.collate(cfg, processor, template, protocol, model, caption_fn)
     sampler = EpochSampler(len(train_s), cfg.seed)
     loader = DataLoader(ByEpoch(train_s, sampler), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
@@ -162,17 +162,18 @@ def _setup(cfg: Config, out: Path, base, caption_fn: CaptionFn | None, progress:
     wrapped, optimizer, loader, val_loader, scheduler = accelerator.prepare(wrapped, optimizer, loader, val_loader,
                                                                             scheduler)
     return _Setup(accelerator, wrapped, processor, optimizer, scheduler, loader, val_loader, sampler, params, val_s,
-                  str(base_name), base_fp, protocol.images, trainable, total)
+                  str(base_name), base_fp, protocol, trainable, total)
 
 
-def _samples(cfg: Config, accelerator: Accelerator, template, progress: bool) -> tuple[list[Sample], list[Sample]]:
+def _samples(cfg: Config, protocol: Protocol, accelerator: Accelerator, template,
+             progress: bool) -> tuple[list[Sample], list[Sample]]:
     """The train and val samples of the recipe's manifest (every image read once first: a bad one stops here)."""
     if cfg.data.manifest is None:
         raise LoraIqaError("key 'data.manifest' is required for training")
     with accelerator.main_process_first():
         manifest = read_manifest(cfg.data.manifest, cfg.data.dimensions)
     d = cfg.data
-    train_s, val_s = (protocol_samples(manifest.split(split), cfg.make_protocol(), template.dimensions,
+    train_s, val_s = (protocol_samples(manifest.split(split), protocol, template.dimensions,
                                        cfg.seed + i, d.per_image, d.same_content, d.similar_below, d.window,
                                        check=accelerator.is_main_process,  # a bad image stops it before it starts
                                        progress=progress and accelerator.is_main_process)
@@ -229,8 +230,8 @@ def _loop(cfg: Config, out: Path, s: _Setup, state: LoopState, tracker: Tracker,
 
 def _evaluate_step(cfg: Config, s: _Setup, state: LoopState, tracker: Tracker, bar) -> None:
     """Validate now; log it, add it to the curve, and keep the weights if it is the best so far."""
-    template, protocol, step = cfg.template(), cfg.make_protocol(), state.step
-    items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, s.n_images > 1)
+    template, protocol, step = cfg.template(), s.protocol, state.step
+    items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, protocol.images > 1)
     m = protocol.metrics(items, template)
     score = protocol.selection_score(m)
     srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
@@ -253,7 +254,7 @@ def _save(cfg: Config, out: Path, s: _Setup, state: LoopState) -> AdapterMeta:
         unwrapped.load_state_dict(state.best_state, strict=False)
     method = get_method(cfg.adapter.method)
     meta = AdapterMeta(
-        method=cfg.adapter.method, protocol=cfg.protocol, reference=cfg.reference, images=s.n_images,
+        method=cfg.adapter.method, protocol=cfg.protocol, reference=cfg.reference, images=s.protocol.images,
         dimensions=template.dimensions, domain=template.domain,
         template_version=method.template_version,
         base=BaseRef(s.base_name, s.base_fp), config=cfg.to_dict(), num_processes=acc.num_processes,

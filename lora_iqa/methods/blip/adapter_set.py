@@ -45,6 +45,7 @@ class AdapterSet:
         self.processor = None
         self._meta: dict[str, AdapterMeta] = {}
         self._dirs: dict[str, Path] = {}  # where each adapter was loaded from
+        self._protocols: dict[str, Protocol] = {}  # each adapter's protocol, built once at load
         self._fingerprint: str | None = None
         self._aux: list = []  # peft's auxiliary wrappers (modules_to_save, trainable tokens)
         self._layers: list = []  # peft's LoRA layers
@@ -111,7 +112,7 @@ class AdapterSet:
             # setting the active adapter again makes every layer and wrapper agree
             self.model.set_adapter(self.model.active_adapter, inference_mode=True)
         self.model.eval()
-        self._meta[name], self._dirs[name] = meta, path
+        self._meta[name], self._dirs[name], self._protocols[name] = meta, path, meta.make_protocol()
         self._index_layers()
         return name
 
@@ -146,6 +147,7 @@ class AdapterSet:
         0.5 similar), ``"probability"``, ``"probs"``; ms ``"ranking"`` (image numbers, best first),
         ``"probability"``, ``"expected_ranks"``."""
         groups: dict[tuple, list[int]] = defaultdict(list)
+        protocols: dict[tuple, Protocol] = {}
         samples = []
         for i, (name, images) in enumerate(requests):
             self._known(name)
@@ -155,12 +157,15 @@ class AdapterSet:
                 raise LoraIqaError(f"request {i}: adapter '{name}' ({meta.adapter_name}) "
                                    f"takes {meta.images} images per sample, got {len(images)}")
             samples.append(images)
-            protocol = meta.make_protocol()
+            protocol = self._protocols[name]
             dims = meta.dimensions if protocol.per_image else ()
             # the reference splits ms groups of equal size: ms_nr k=4 and ms_fr k=3 both show 4 images
-            groups[(protocol, len(images), dims)].append(i)
+            key = (protocol.key, len(images), dims)
+            groups[key].append(i)
+            protocols.setdefault(key, protocol)
         out: list[dict | None] = [None] * len(requests)
-        for (protocol, n_images, dims), rows in groups.items():
+        for key, rows in groups.items():
+            protocol, n_images, dims = protocols[key], key[1], key[2]
             names = [requests[i][0] for i in rows]
             results = self._run(protocol, n_images > 1, dims, [samples[i] for i in rows], names, batch_size)
             for i, res in zip(rows, results):
