@@ -16,6 +16,7 @@ from lora_iqa.config import ADAPTER_METHODS, PROTOCOLS, REFERENCES, Config, Data
 from lora_iqa.errors import LoraIqaError, atomic_write_text
 from lora_iqa.protocols import Protocol, get_protocol
 from lora_iqa.template import DOMAINS, Template
+from lora_iqa.views import RESIZE, View, make_view
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")  # owner/name, as on the Hub
 
@@ -121,6 +122,14 @@ class AdapterMeta:
     def make_protocol(self) -> Protocol:
         """The protocol object it scores: its protocol and reference, ``k`` its data.k."""
         return get_protocol(self.protocol, self.reference, int(self.data_settings()["k"]))
+
+    def make_view(self) -> View:
+        """What the model saw of an image in training (crop or resize, spacing, grid); adapters saved
+        before views existed resized whole (:data:`lora_iqa.views.RESIZE`)."""
+        saved = self.config.get("data", {})
+        if "view" not in saved:
+            return RESIZE
+        return make_view(saved["view"], saved.get("spacing"), int(saved.get("grid", 3)), self.domain)
 
     def training_config(self) -> Config:
         """The training run's Config, rebuilt from ``config`` (LoraIqaError if it is not a valid one)."""

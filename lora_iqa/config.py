@@ -19,6 +19,7 @@ import yaml
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.protocols import PROTOCOLS, REFERENCES, Protocol, get_protocol
 from lora_iqa.template import CT_DIMENSIONS, DOMAINS, Template
+from lora_iqa.views import DEFAULT_SPACING, View, make_view
 PARTS = ("vision", "cross", "text")
 PART_MODES = ("frozen", "lora", "full")
 QUANTIZE = ("none", "4bit", "8bit")
@@ -36,6 +37,9 @@ class DataConfig:
     same_content: float = 0.5  # ds (nr): fraction of pairs comparing two degradations of one content
     similar_below: float = 0.5  # ds: |overall difference| below this is "similar"
     domain: str = "ct"  # ct | natural | aigc: how the template phrases the overall sentence
+    view: str = "auto"  # crop | resize | auto (crop for ct): what the model sees of an image (lora_iqa.views)
+    spacing: float | None = DEFAULT_SPACING  # mm/px that images stating their spacing are resampled to
+    grid: int = 3  # evaluation: grid x grid crops per image, answers averaged
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)
@@ -45,10 +49,15 @@ class DataConfig:
         _check(0 <= self.same_content <= 1, "data.same_content", "must be in [0, 1]", self.same_content)
         _check(self.similar_below >= 0, "data.similar_below", "must be >= 0", self.similar_below)
         _check(len(self.dimensions) > 0, "data.dimensions", "must list at least one dimension", self.dimensions)
+        self.make_view()
         if self.window is not None:
             self.window = tuple(float(v) for v in self.window)
             _check(len(self.window) == 2 and all(map(math.isfinite, self.window)) and self.window[1] > 0,
                    "data.window", "must be [level, width>0], finite", self.window)
+
+    def make_view(self) -> View:
+        """What the model sees of an image (:mod:`lora_iqa.views`)."""
+        return make_view(self.view, self.spacing, self.grid, self.domain)
 
 
 ADAPTER_METHODS = ["lora", "full", "clip_prompt", "regression", "classification"]  # methods.registry.register adds
@@ -80,11 +89,8 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
         _check(self.method in ADAPTER_METHODS, "adapter.method", f"must be one of {ADAPTER_METHODS}", self.method)
-        _check(self.n_ctx >= 1, "adapter.n_ctx", "must be >= 1", self.n_ctx)
-        _check(self.n_vis >= 0, "adapter.n_vis", "must be >= 0", self.n_vis)
-        _check(self.prompt_depth >= 1, "adapter.prompt_depth", "must be >= 1", self.prompt_depth)
-        _check(self.align_weight >= 0, "adapter.align_weight", "must be >= 0", self.align_weight)
-        _check(self.r >= 1, "adapter.r", "must be >= 1", self.r)
+        for key, lo in (("n_ctx", 1), ("n_vis", 0), ("prompt_depth", 1), ("align_weight", 0), ("r", 1)):
+            _check(getattr(self, key) >= lo, f"adapter.{key}", f"must be >= {lo}", getattr(self, key))
         _check(self.alpha > 0, "adapter.alpha", "must be > 0", self.alpha)
         _check(0 <= self.dropout < 1, "adapter.dropout", "must be in [0, 1)", self.dropout)
         bad = [t for t in self.targets if t not in ("vision", "cross")]
@@ -123,14 +129,12 @@ class TrainConfig:
     select_best: bool = True  # keep the step with the best validation mean SRCC (else the last step)
 
     def __post_init__(self) -> None:
-        for key in ("max_steps", "batch_size", "grad_accum", "eval_batch_size"):
-            _check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1", getattr(self, key))
+        for key, lo in (("max_steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_batch_size", 1), ("eval_every", 1),
+                        ("save_every", 0), ("warmup_steps", 0)):
+            _check(getattr(self, key) >= lo, f"train.{key}", f"must be >= {lo}", getattr(self, key))
         _check(self.lr > 0, "train.lr", "must be > 0", self.lr)
-        _check(0 <= self.warmup_steps, "train.warmup_steps", "must be >= 0", self.warmup_steps)
         _check(self.max_grad_norm > 0, "train.max_grad_norm", "must be > 0", self.max_grad_norm)
         _check(self.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision", "must be no, bf16 or fp16", self.mixed_precision)
-        _check(self.eval_every >= 1, "train.eval_every", "must be >= 1", self.eval_every)
-        _check(self.save_every >= 0, "train.save_every", "must be >= 0", self.save_every)
 
 
 SCORER_BACKENDS = ("template", "openai")
@@ -211,11 +215,6 @@ class Config:
     def make_protocol(self) -> Protocol:
         """The protocol object of ``protocol``, ``reference`` and ``data.k``."""
         return get_protocol(self.protocol, self.reference, self.data.k)
-
-    @property
-    def adapter_name(self) -> str:
-        """The adapter's name in an adapter set: protocol and reference, e.g. ``ds_fr``."""
-        return f"{self.protocol}_{self.reference}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-safe dict of every resolved value."""

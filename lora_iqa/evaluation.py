@@ -18,21 +18,24 @@ from lora_iqa.methods.interface import ImageScorer
 from lora_iqa.protocols import SS, Protocol
 from lora_iqa.scorers.template_scorer import TemplateScorer
 from lora_iqa.template import Template
+from lora_iqa.views import RESIZE, View
 
 METHODS = ("logits", "caption")
 
 
 def predict(model, processor, samples: Sequence[Sample], template: Template, method: str,
-            batch_size: int = 64, scorer=None, protocol: Protocol = SS, index: bool = False) -> list[dict]:
+            batch_size: int = 64, scorer=None, protocol: Protocol = SS, index: bool = False,
+            view: View = RESIZE) -> list[dict]:
     """Per sample, by ``logits`` or ``caption``: ss ``{"scores", "caption"}``; ds ``{"preference",
     "probability", "caption"}``; ms ``{"ranking", "caption"}`` (logits add ``probs`` / ``expected_ranks``).
 
     Captions are turned into answers by ``scorer`` (default: the offline template scorer); an item the
     scorer could not read also carries ``"status": "failed"`` and its ``"reason"``. ``index``: the
-    model adds image-index embeddings (every multi-image adapter).
+    model adds image-index embeddings (every multi-image adapter). ``view``: what the model sees of each
+    image (:mod:`lora_iqa.views`; the adapter's ``AdapterMeta.make_view()``).
     """
     return [finite_or_failed(p) for p in _predict(model, processor, samples, template, method, batch_size, scorer,
-                                                   protocol, index)]
+                                                   protocol, index, view)]
 
 
 def finite_or_failed(pred: dict) -> dict:
@@ -63,7 +66,7 @@ def _nones(v):
 
 
 def _predict(model, processor, samples: Sequence[Sample], template: Template, method: str, batch_size: int,
-             scorer, protocol: Protocol, index: bool) -> list[dict]:
+             scorer, protocol: Protocol, index: bool, view: View) -> list[dict]:
     images = [s.images for s in samples]
     if isinstance(model, ImageScorer):  # e.g. CLIP antonym prompts: one image, scores, no caption
         if method != "logits" or not protocol.per_image:
@@ -71,13 +74,14 @@ def _predict(model, processor, samples: Sequence[Sample], template: Template, me
                                f"logits and protocol ss (got {method}, {protocol.name})")
         return [{"scores": r, "caption": None} for r in model.scores([ims[0] for ims in images], batch_size=batch_size)]
     if method == "logits":
-        res = protocol_logits(model, processor, images, protocol, template, batch_size=batch_size, index=index)
+        res = protocol_logits(model, processor, images, protocol, template, batch_size=batch_size, index=index,
+                              view=view)
         if protocol.per_image:  # the caption of the most probable levels
             return [{"scores": r["scores"], "caption": template.render(r["levels"])} for r in res]
         return [{**r, "caption": None} for r in res]
     if method == "caption":
         caps = generate_captions(model, processor, images, prompt=protocol.caption_prompt(template),
-                                 batch_size=batch_size, index=index)
+                                 batch_size=batch_size, index=index, view=view)
         results = (scorer or TemplateScorer(template)).score(caps, protocol)
         return [{**protocol.result_answer(r, template), "caption": c,
                  **({} if r.ok else {"status": r.status, "reason": r.reason})} for c, r in zip(caps, results)]
@@ -97,13 +101,13 @@ def items_of(samples: Sequence[Sample], preds: Sequence[dict], template: Templat
 
 def evaluate(model, processor, samples: Sequence[Sample], template: Template, split: str = "test",
              method: str = "logits", batch_size: int = 64, scorer=None, protocol: Protocol = SS,
-             index: bool = False) -> dict:
+             index: bool = False, view: View = RESIZE) -> dict:
     """The ``eval --out`` object: protocol, split, n, method, metrics, and every item.
 
     ``scorer`` reads the captions (method ``caption``); its name is recorded as ``"scorer"``.
     """
     preds = predict(model, processor, samples, template, method, batch_size=batch_size, scorer=scorer,
-                    protocol=protocol, index=index)
+                    protocol=protocol, index=index, view=view)
     items = items_of(samples, preds, template, protocol)
     scorer_name = getattr(scorer, "name", "template") if method == "caption" else None
     return {"protocol": protocol.name, "split": split, "n": len(items), "method": method, "scorer": scorer_name,

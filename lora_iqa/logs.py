@@ -16,6 +16,9 @@ def quiet() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar
     for name in ("bitsandbytes", "peft", "transformers", "accelerate"):  # e.g. bitsandbytes' CPU-kernel notice
         logging.getLogger(name).setLevel(logging.ERROR)
+    # pydicom logs each failing decoder plugin's traceback at ERROR (the one-line LoraIqaError says it all):
+    # kept from the root handlers (not by level: importing pydicom resets its logger's level to WARNING)
+    logging.getLogger("pydicom").propagate = False
     if "transformers" in sys.modules:  # already imported (in-process use): its bar flag is read at import
         from transformers.utils import logging as hf_logging
 

@@ -24,8 +24,8 @@ from lora_iqa.template import LEVELS, Template, vocabulary
 from lora_iqa.training import run as train
 
 EMBEDDED = "embedded"
-VERSION = "v2"  # part of the cache folder name: a new version builds anew
-CORPUS = SynthCTConfig(n=480, size=96, seed=90210, per_content=8)
+VERSION = "v3"  # part of the cache folder name: a new version builds anew
+CORPUS = SynthCTConfig(n=480, seed=90210, per_content=8)
 NUMERIC = ("views", "dose", "blur", "lesion_hu")
 PRETRAIN_ATTRIBUTES = ("dose", "views", "kernel", "blur", "lesion")
 KERNEL_SHARPNESS = ("hann", "hamming", "cosine", "shepp-logan", "ramp")  # smoothest .. sharpest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from lora_iqa.cli.scoring import (
@@ -35,9 +36,12 @@ def _synth(args) -> None:
         return
     from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct
 
-    cfg = SynthCTConfig(n=args.n, size=args.size, seed=args.seed, format=args.format, jitter=args.jitter)
+    given = {k: getattr(args, k) for k in ("n", "size", "spacing", "seed", "format", "jitter") if getattr(args, k) is not None}
+    cfg = SynthCTConfig(**given)  # the config's defaults for what was not given
+    t0 = time.perf_counter()
     path = synth_ct(Path(args.out), cfg)
-    print(f"wrote {path} (SYNTHETIC images and labels)")
+    secs = time.perf_counter() - t0
+    print(f"wrote {path} (SYNTHETIC images and labels): {cfg.n} images in {secs:.1f} s ({cfg.n / secs:.2f} images/s)")
 
 
 def _train(args) -> None:
@@ -77,8 +81,9 @@ def _eval(args) -> int:
     seed = args.seed if args.seed is not None else meta.seed + 2
     manifest = read_manifest(args.data, template.dimensions)
     rows = manifest.split(args.split)
+    view = meta.make_view()
     samples = protocol_samples(rows, protocol, template.dimensions, seed, d["per_image"], d["same_content"],
-                               d["similar_below"], d["window"])
+                               d["similar_below"], d["window"], spacing=view.spacing)
     if not samples:
         raise LoraIqaError(f"{args.data}: no rows in split '{args.split}'" if not rows or protocol.per_image else
                            f"{args.data}: split '{args.split}' ({len(rows)} rows) gives no {protocol.name} samples")
@@ -87,7 +92,7 @@ def _eval(args) -> int:
     methods = both if args.method == "both" else (args.method,)
     scorer, _ = _scorer(args, meta)
     results = {m: evaluate(model, processor, samples, template, args.split, m, scorer=scorer, protocol=protocol,
-                           index=meta.multi_image) for m in methods}
+                           index=meta.multi_image, view=view) for m in methods}
     out = dict(results[methods[0]])
     out["adapter"] = str(args.adapter)
     if not protocol.per_image or protocol.full_reference:
@@ -109,8 +114,7 @@ def _eval(args) -> int:
 
 def _report(args) -> None:
     from lora_iqa.artifact import read_meta
-    from lora_iqa.data.io import load_image
-    from lora_iqa.data.samples import MAX_SIDE, Sample
+    from lora_iqa.data.samples import ImageFile, Sample
     from lora_iqa.evaluation import predict
     from lora_iqa.methods.load import load_trained
 
@@ -119,13 +123,13 @@ def _report(args) -> None:
     meta = read_meta(args.adapter)
     args.protocol, args.images = "ss", [args.image]
     protocol = _check_protocol(args, meta)  # an ss adapter; --reference exactly for fr
-    window = _window(args)
-    image = load_image(args.image, window=window, max_side=MAX_SIDE)
-    ref = (load_image(args.reference, window=window, max_side=MAX_SIDE),) if args.reference else ()
+    window, view = _window(args), meta.make_view()
+    image = ImageFile(Path(args.image), window, view.spacing).load()  # read now: a bad file stops before the model
+    ref = (ImageFile(Path(args.reference), window, view.spacing).load(),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     model, processor, meta = load_trained(args.adapter)
     pred = predict(model, processor, [Sample(images=(image,) + ref, labels={}, item=None)], template, "caption",
-                   scorer=scorer, protocol=protocol, index=meta.multi_image)[0]
+                   scorer=scorer, protocol=protocol, index=meta.multi_image, view=view)[0]
     text = scorer.report(pred["caption"], pred["scores"], image=args.image)
     if args.out:
         atomic_write_text(args.out, text)

@@ -78,9 +78,9 @@ def _score(args) -> int:
             raise LoraIqaError(f"--protocol {why}")
     else:
         protocol = _check_protocol(args, meta)
-    window = _window(args)
-    images = [ImageFile(Path(p), window) for p in args.images]  # read when scored, one batch at a time
-    ref = (ImageFile(Path(args.reference), window),) if args.reference else ()
+    window, spacing = _window(args), (meta.make_view().spacing if meta else None)
+    images = [ImageFile(Path(p), window, spacing) for p in args.images]  # read when scored, a batch at a time
+    ref = (ImageFile(Path(args.reference), window, spacing),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     if args.method == "mllm":
         groups = [[im] for im in images] if protocol.per_image else [images]
@@ -96,7 +96,7 @@ def _score(args) -> int:
             paths = [list(args.images)]
             samples = [Sample(images=tuple(images) + ref, labels={}, item=None)]
         preds = predict(model, processor, samples, template, args.method, scorer=scorer, protocol=protocol,
-                        index=meta.multi_image)
+                        index=meta.multi_image, view=meta.make_view())
         recs = [{"images": ps, **({"reference": args.reference} if args.reference else {}),
                  "caption": p["caption"], "status": p.get("status", "ok"),
                  **({"reason": p["reason"]} if "reason" in p else {}), **protocol.answer(p)}

@@ -8,6 +8,7 @@ to score (a DICOM segmentation, dose grid or other non-image object, a 1-bit mas
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 import warnings
@@ -321,7 +322,6 @@ def _load_tiff_deep(path: Path, orientation: object, max_side: int | None) -> np
 
 def _read_dicom(path: Path) -> tuple[np.ndarray, pydicom.Dataset]:
     """The decoded pixel array (middle frame if multi-frame) and the dataset."""
-    ds = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -332,7 +332,7 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, pydicom.Dataset]:
             if not any(k in ds for k in _PIXEL_KEYWORDS):
                 hint = "" if _has_dicm_magic(path) else " (and no 'DICM' header: is it DICOM at all?)"
                 raise LoraIqaError(f"{path}: DICOM file has no pixel data{hint}")
-            arr = np.asarray(ds.pixel_array)  # decodes now: truncated or corrupt data fails here
+            arr = _decoded_pixels(ds, path)
             frames = int(ds.get("NumberOfFrames") or 1)
             if frames > 1:
                 arr = arr[frames // 2]
@@ -341,13 +341,37 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, pydicom.Dataset]:
     except LoraIqaError:
         raise
     except Exception as e:
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        what = f"cannot decode {ts.name} pixel data" if ts and ts.is_compressed else "cannot read DICOM"
-        raise LoraIqaError(f"{path}: {what} ({reason(e)})") from e
+        raise LoraIqaError(f"{path}: cannot read DICOM ({reason(e)})") from e
     if arr.size == 0 or arr.ndim not in (2, 3):
         raise LoraIqaError(f"{path}: DICOM image is empty or has unsupported shape {arr.shape}")
     _check_size(path, arr.shape[1], arr.shape[0])
     return arr, ds
+
+
+def _decoded_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """``ds.pixel_array``, decoded now: a failure (truncated or corrupt data, a codec that no installed
+    plugin decodes) is one line naming the file, the transfer syntax (name and UID) and why."""
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as e:
+        ts = pydicom.uid.UID((getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID") or "")
+        syntax = (f"{ts.name} ({ts})" if ts.name != ts else ts) if ts else "(none in the file meta)"
+        verb = "read" if not ts or ts in pydicom.uid.UncompressedTransferSyntaxes else "decode"
+        why = _decode_reason(e)
+        if ts == pydicom.uid.JPEGExtended12Bit and ds.get("BitsStored") != 8 and not importlib.util.find_spec("libjpeg"):
+            why = '12-bit JPEG needs pylibjpeg-libjpeg (GPLv3, so not installed by default): pip install "lora_iqa[dicom-gpl]"'
+        raise LoraIqaError(f"{path}: cannot {verb} pixel data in transfer syntax {syntax}: {why}") from e
+
+
+def _decode_reason(e: Exception) -> str:
+    """pydicom's decoding failure, short: each plugin's own error, or the plugins it would need."""
+    first, *rest = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
+    if rest and "missing dependencies" in first:  # no plugin installed for the codec
+        return f"no decoder installed ({'; '.join(rest)})"
+    if rest and first.startswith("Unable to decode as exceptions were raised"):  # then one "plugin: error" a line
+        rest = [line.replace("'NoneType' object has no attribute 'encode'", "no image decoded") for line in rest]  # gdcm's
+        return "; ".join(line if len(line) <= 200 else line[:197] + "..." for line in rest)
+    return reason(e)
 
 
 def _not_an_image(ds: pydicom.Dataset) -> str | None:
@@ -401,3 +425,22 @@ def _file_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
         return None
     level, width = values
     return (level, width) if np.isfinite(level) and np.isfinite(width) and width > 0 else None
+
+
+def pixel_spacing(path: str | os.PathLike, rows: int | None = None) -> float | None:
+    """A DICOM file's pixel spacing in mm/px (mean of PixelSpacing's row and column spacing; else
+    ImagerPixelSpacing), or None for other files or when it is absent or invalid. ``rows``: the height
+    the image was loaded at (a box-reduced image's pixels are that much larger)."""
+    path = Path(path)
+    if not (path.suffix.lower() in DICOM_SUFFIXES or _has_dicm_magic(path)):
+        return None
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        mm = float(np.mean([float(v) for v in spacing])) if spacing else None
+        file_rows = int(ds.get("Rows") or 0)
+    except Exception:  # an unreadable header is reported when the pixels are read
+        return None
+    if not mm or not np.isfinite(mm) or mm <= 0:
+        return None
+    return mm * file_rows / rows if rows and file_rows else mm

@@ -21,7 +21,7 @@ def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor, gray: s
     their full precision.
     """
     ip = processor.image_processor
-    size = int(ip.size["height"]) if "height" in ip.size else int(ip.size["shortest_edge"])
+    size = input_size(processor)
     mean = torch.tensor(ip.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
     out = []
@@ -36,6 +36,12 @@ def pixel_values(images: Sequence[np.ndarray], processor: BlipProcessor, gray: s
             t = F.interpolate(t, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         out.append(t.clamp(0, 1))
     return (torch.cat(out) - mean) / std
+
+
+def input_size(processor) -> int:
+    """The model's square input size in pixels (the processor's)."""
+    ip = processor.image_processor
+    return int(ip.size["height"]) if "height" in ip.size else int(ip.size["shortest_edge"])
 
 
 def gray_channels(img: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,11 @@ from lora_iqa.data.manifest import Item
 from lora_iqa.errors import LoraIqaError
 from lora_iqa.protocols import SS, Protocol
 from lora_iqa.template import Template
+from lora_iqa.views import resample
 
 # Images are read at most this large (longer side, px; integer box reduction while decoding): the model
-# resizes every image whole to its input size (96 px embedded, 384 px BLIP-base), so a huge photo
-# costs its decoded 8-bit size once, never gigabytes of float.
+# sees crops of its input size or the image resized whole (lora_iqa.views), so a huge photo costs its
+# decoded size at this scale once, never gigabytes of float.
 MAX_SIDE = 2048
 # A training keeps at most this much of its decoded images (per split); beyond it, images are read per
 # batch. Small sets train at in-memory speed, large ones in bounded memory.
@@ -34,10 +35,16 @@ class ImageFile:
 
     path: Path
     window: tuple[float, float] | None = None
+    spacing: float | None = None  # mm/px to resample to (the view's), when the image's own spacing is known
+    own_spacing: float | None = None  # the image's mm/px when its file cannot say (a manifest's spacing_mm)
 
     def load(self) -> np.ndarray:
-        """The image as float32 in [0, 1] (see :func:`lora_iqa.data.io.load_image`)."""
-        return io.load_image(self.path, window=self.window, max_side=MAX_SIDE)
+        """The image as float32 in [0, 1] (see :func:`lora_iqa.data.io.load_image`), resampled to
+        ``spacing`` when the image's own spacing is known (``own_spacing`` or the DICOM header)."""
+        img = io.load_image(self.path, window=self.window, max_side=MAX_SIDE)
+        if self.spacing is None:
+            return img
+        return resample(img, self.own_spacing or io.pixel_spacing(self.path, rows=img.shape[0]), self.spacing)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         img = self.load()
@@ -65,20 +72,22 @@ def caption_of(sample: Sample, template: Template, protocol: Protocol) -> str:
 
 def protocol_samples(items: Sequence[Item], protocol: Protocol, dimensions: Sequence[str], seed: int,
                      per_image: int = 4, same_content: float = 0.5, similar_below: float = 0.5,
-                     window=None, check: bool = False, progress: bool = False) -> list[Sample]:
+                     window=None, check: bool = False, progress: bool = False, spacing: float | None = None) -> list[Sample]:
     """Samples of ``protocol`` over ``items`` (one split).
 
     ss: every item once. ds: ``per_image * len(items)`` pairs; ms: as many groups of ``protocol.k``. Images are
     :class:`ImageFile` s, read when a batch uses them. ``check`` (training) reads every image once now,
     so that a bad file stops a training before it starts (``progress``: with a bar), and keeps the
     decoded images up to ``KEEP_BYTES`` in all; the rest are read again when used. Reproducible by ``seed``.
+    ``spacing``: the view's mm/px (images with a known spacing, from the file or the manifest's
+    ``spacing_mm`` column, are resampled to it).
     """
     fr = protocol.full_reference
     if fr:
         missing = [it for it in items if it.reference is None]
         if missing:
             raise LoraIqaError(f"{missing[0].image}: full-reference protocols need the manifest column 'reference'")
-    files: dict = {p: ImageFile(p, window) for it in items
+    files: dict = {p: ImageFile(p, window, spacing, _own_spacing(it)) for it in items
                    for p in ((it.image, it.reference) if fr else (it.image,))}
     if check:
         from tqdm.auto import tqdm
@@ -100,7 +109,19 @@ def protocol_samples(items: Sequence[Item], protocol: Protocol, dimensions: Sequ
             for stimuli, answer in drawn]
 
 
-def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None, check: bool = False) -> list[Sample]:
+def ss_samples(items: Sequence[Item], dimensions: Sequence[str], window=None, check: bool = False,
+               spacing: float | None = None) -> list[Sample]:
     """Single-stimulus, no-reference samples: every item's image once, labels rounded to the template's
     integer levels."""
-    return protocol_samples(items, SS, dimensions, seed=0, window=window, check=check)
+    return protocol_samples(items, SS, dimensions, seed=0, window=window, check=check, spacing=spacing)
+
+
+def _own_spacing(item: Item) -> float | None:
+    """The manifest's ``spacing_mm`` (mm/px) of an item, if the column is there and holds a number."""
+    raw = item.extra.get("spacing_mm")
+    try:
+        mm = float(raw) if raw not in (None, "") else None
+    except ValueError:
+        raise LoraIqaError(f"manifest line {item.line}: column 'spacing_mm' must be a number of mm per pixel, "
+                           f"got {raw!r}") from None
+    return mm if mm and mm > 0 else None

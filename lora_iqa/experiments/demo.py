@@ -23,8 +23,8 @@ from lora_iqa.metrics import fmt
 from lora_iqa.template import Template
 from lora_iqa.training.run import run
 
-DATA = SynthCTConfig(n=960, size=96, seed=0, per_content=8)
-QUICK_DATA = SynthCTConfig(n=160, size=96, seed=0, per_content=8)
+DATA = SynthCTConfig(n=960, seed=0, per_content=8)
+QUICK_DATA = SynthCTConfig(n=160, size=128, seed=0, per_content=8)
 # One budget for both methods (steps x batch); the learning rate is each method's own.
 BUDGET = ["train.max_steps=300", "train.batch_size=32", "train.warmup_steps=30", "train.eval_every=50"]
 QUICK_BUDGET = ["train.max_steps=40", "train.batch_size=16", "train.warmup_steps=5", "train.eval_every=20"]
@@ -46,23 +46,26 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
     print(f"base: {base_path}")
 
     template = Template()
-    test = ss_samples(read_manifest(manifest, template.dimensions).split("test"), template.dimensions)
+    view = load_config(None, []).data.make_view()  # the recipes' default view (crops for CT), the base's too
+    test = ss_samples(read_manifest(manifest, template.dimensions).split("test"), template.dimensions,
+                      spacing=view.spacing)
     results: dict = {"base": str(base_path), "data": str(manifest), "synthetic": True, "methods": {}}
     model, processor = load_base(str(base_path))
     _, total = count_params(model)
     results["methods"]["zero_shot"] = {"dir": str(base_path), "trainable_params": 0, "total_params": total,
                                        "train_seconds": 0.0, "samples_per_s": 0.0,
-                                       "eval": {m: evaluate(model, processor, test, template, "test", m) for m in METHODS}}
+                                       "eval": {m: evaluate(model, processor, test, template, "test", m, view=view)
+                                                for m in METHODS}}
     for method, extra in METHOD_OVERRIDES.items():
         cfg = load_config(None, [f"output_dir={out / method}", f"data.manifest={manifest}", f"base={base_path}", "overwrite=true",
                                  "train.save_every=0", *(QUICK_BUDGET if quick else BUDGET), *extra])
         res = run(cfg, progress=progress)
-        model, processor, _ = load_trained(res.dir)
+        model, processor, meta = load_trained(res.dir)
         results["methods"][method] = {
             "dir": str(res.dir), "trainable_params": res.trainable_params, "total_params": res.total_params,
             "train_seconds": round(res.train_seconds, 2), "samples_per_s": round(res.samples_per_s, 2),
             "best_step": res.best_step,
-            "eval": {m: evaluate(model, processor, test, template, "test", m) for m in METHODS}}
+            "eval": {m: evaluate(model, processor, test, template, "test", m, view=meta.make_view()) for m in METHODS}}
     results["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     table = results_table(results, template)
     print(table)

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
 from lora_iqa.artifact import AdapterMeta
@@ -52,14 +51,10 @@ class HeadModel(ImageScorer):
         return SimpleNamespace(logits=scores, loss=loss)
 
     @torch.no_grad()
-    def scores(self, images: Sequence[np.ndarray], batch_size: int = 64) -> list[dict[str, float]]:
-        """Per image, its predicted score per dimension."""
+    def view_scores(self, crops: list) -> list[dict[str, float]]:
+        """Per crop, its predicted score per dimension."""
         self.eval()
-        out = []
-        for i in range(0, len(images), batch_size):
-            scores = self(pixel_values(images[i:i + batch_size], self.processor)).logits
-            out += [dict(zip(self.dimensions, row)) for row in scores.tolist()]
-        return out
+        return [dict(zip(self.dimensions, row)) for row in self(pixel_values(crops, self.processor)).logits.tolist()]
 
 
 class ImageHead(Method):
@@ -76,7 +71,9 @@ class ImageHead(Method):
     def attach(self, cfg: Config, model, processor, protocol: Protocol):
         # the head's initial weights depend on the seed alone, not on what loading the base drew
         torch.manual_seed(cfg.seed)
-        return HeadModel(model.vision_model, cfg.data.dimensions, self.name, processor).requires_grad_(True)
+        head = HeadModel(model.vision_model, cfg.data.dimensions, self.name, processor).requires_grad_(True)
+        head.view = cfg.data.make_view()
+        return head
 
     def trainer(self, model, protocol: Protocol) -> torch.nn.Module:
         return Trainer(model)
@@ -85,7 +82,7 @@ class ImageHead(Method):
                 caption_fn: Callable | None = None) -> Collate:
         """Pixels and the integer 0..4 labels (ss: one image per sample)."""
         def collate(batch: list) -> dict[str, torch.Tensor]:
-            _, imgs = augmented(cfg.seed, cfg.train.augment, batch)
+            _, imgs = augmented(cfg, processor, batch)
             labels = torch.tensor([[s.labels[d] for d in template.dimensions] for _, _, s in batch])
             return {"pixel_values": pixel_values(imgs, processor), "labels": labels}
 
@@ -104,6 +101,7 @@ class ImageHead(Method):
         blip, processor = load_base(base_name)
         check_base(blip, meta, adapter_dir, base_name)
         model = HeadModel(blip.vision_model, meta.dimensions, self.name, processor)
+        model.view = meta.make_view()
         weights = adapter_dir / SAFE_WEIGHTS
         try:
             model.load_state_dict(load_file(str(weights)))

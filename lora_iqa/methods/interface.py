@@ -14,18 +14,33 @@ import torch
 
 from lora_iqa.artifact import AdapterMeta
 from lora_iqa.config import Config
+from lora_iqa.data.pixels import input_size
 from lora_iqa.protocols import Protocol
 from lora_iqa.template import TEMPLATE_VERSION, Template
+from lora_iqa.views import RESIZE, View, pooled_scores
 
 Collate = Callable[[list], dict]  # (epoch, index, sample) triples -> a batch of tensors with "pixel_values"
 
 
 class ImageScorer(torch.nn.Module):
     """A trained model that scores single images itself (per dimension, 0..4), with no captions: evaluation
-    and ``score`` call :meth:`scores` instead of reading a captioner's logits."""
+    and ``score`` call :meth:`scores` instead of reading a captioner's logits. ``view``: what it sees of
+    an image (set from the training config, or from ``AdapterMeta.make_view()`` at load)."""
+
+    view: View = RESIZE
 
     def scores(self, images, batch_size: int = 64) -> list[dict[str, float]]:
-        """Per image (float [0, 1] arrays): {dimension: score}."""
+        """Per image (float [0, 1] arrays): {dimension: score}, pooled over :attr:`view`'s windows."""
+        return self.pooled(self.view_scores, images, batch_size)
+
+    def pooled(self, score_fn, images, batch_size: int) -> list[dict[str, float]]:
+        """``score_fn`` over every window of each image, weighted-averaged per image; ``batch_size`` counts windows."""
+        size, step = input_size(self.processor), max(1, batch_size // len(self.view.positions()))
+        return [r for i in range(0, len(images), step)
+                for r in pooled_scores(score_fn, images[i:i + step], self.view, size)]
+
+    def view_scores(self, crops: list) -> list[dict[str, float]]:
+        """Per crop (the model's input size, or any size in resize mode): {dimension: score}."""
         raise NotImplementedError
 
 

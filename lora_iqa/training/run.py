@@ -45,6 +45,7 @@ from lora_iqa.training.checkpoint import (
 from lora_iqa.training.outdir import claim_output_dir
 from lora_iqa.training.sampling import ByEpoch, EpochSampler
 from lora_iqa.training.tracking import Tracker
+from lora_iqa.views import View
 
 CaptionFn = Callable[[Sample, np.random.Generator], str]
 
@@ -175,6 +176,7 @@ def _samples(cfg: Config, protocol: Protocol, accelerator: Accelerator, template
     d = cfg.data
     train_s, val_s = (protocol_samples(manifest.split(split), protocol, template.dimensions,
                                        cfg.seed + i, d.per_image, d.same_content, d.similar_below, d.window,
+                                       spacing=d.make_view().spacing,
                                        check=accelerator.is_main_process,  # a bad image stops it before it starts
                                        progress=progress and accelerator.is_main_process)
                       for i, split in enumerate(("train", "val")))
@@ -231,7 +233,8 @@ def _loop(cfg: Config, out: Path, s: _Setup, state: LoopState, tracker: Tracker,
 def _evaluate_step(cfg: Config, s: _Setup, state: LoopState, tracker: Tracker, bar) -> None:
     """Validate now; log it, add it to the curve, and keep the weights if it is the best so far."""
     template, protocol, step = cfg.template(), s.protocol, state.step
-    items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, protocol.images > 1)
+    items = _validate(s.accelerator, s.model, s.processor, s.val_s, s.val_loader, template, protocol, protocol.images > 1,
+                      cfg.data.make_view())
     m = protocol.metrics(items, template)
     score = protocol.selection_score(m)
     srcc = {dim: v["srcc"] for dim, v in m.items() if "srcc" in v}
@@ -271,7 +274,8 @@ def _save(cfg: Config, out: Path, s: _Setup, state: LoopState) -> AdapterMeta:
     return meta
 
 
-def _validate(accelerator, model, processor, samples, val_loader, template, protocol: Protocol, index: bool) -> list[dict]:
+def _validate(accelerator, model, processor, samples, val_loader, template, protocol: Protocol, index: bool,
+              view: View) -> list[dict]:
     """Logit predictions (a CLIP prompt learner's antonym-prompt scores) on this process's share of the
     validation samples, gathered with ``gather_for_metrics``: every process gets every item, in order
     (padding duplicates collapse onto their index)."""
@@ -280,7 +284,8 @@ def _validate(accelerator, model, processor, samples, val_loader, template, prot
     by_idx: dict[int, dict] = {}
     for batch in val_loader:
         idx = batch.tolist()
-        preds = predict(net, processor, [samples[i] for i in idx], template, "logits", protocol=protocol, index=index)
+        preds = predict(net, processor, [samples[i] for i in idx], template, "logits", protocol=protocol, index=index,
+                        view=view)
         by_idx.update(accelerator.gather_for_metrics(list(zip(idx, preds)), use_gather_object=True))
     items = items_of(samples, [by_idx[i] for i in range(len(samples))], template, protocol)
     for it in items:

@@ -163,7 +163,7 @@ BAD_DICOM = [
     "meta_missing_tsyntax.dcm",  # no transfer syntax
     "nested_priv_SQ.dcm",  # pixel data without Bits Allocated
     "rtplan.dcm",  # a valid file without pixel data
-    "JPEG-lossy.dcm",  # a codec that is not installed
+    "JPEG-lossy.dcm",  # a corrupt 12-bit JPEG scan (no decoder reads it; see test_io_dicom_codecs.py)
 ]
 
 

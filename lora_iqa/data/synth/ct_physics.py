@@ -13,7 +13,6 @@ from lora_iqa.errors import LoraIqaError
 
 KERNELS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 MU_WATER = 0.02  # 1/mm
-FOV_MM = 192.0  # field of view (square side); pixel size = FOV_MM / size
 MAX_VIEWS = 360  # angles of the per-content sinogram, over 180 degrees
 _NOISE_KAPPA = 0.64  # calibrates the analytic FBP noise model to skimage's interpolating backprojector
 # ...and per kernel (std): linear interpolation removes more of the sharp kernels' high-frequency noise
@@ -24,16 +23,14 @@ def _theta(n: int = MAX_VIEWS) -> np.ndarray:
     return np.linspace(0.0, 180.0, n, endpoint=False)
 
 
-def _project(hu: np.ndarray) -> np.ndarray:
-    """Line integrals of mu (dimensionless) at MAX_VIEWS angles."""
-    px = FOV_MM / hu.shape[0]
+def _project(hu: np.ndarray, px: float) -> np.ndarray:
+    """Line integrals of mu (dimensionless) at MAX_VIEWS angles; ``px``: pixel spacing in mm."""
     mu = np.clip(MU_WATER * px * (1.0 + hu / 1000.0), 0.0, None)
     return radon(np.where(_circle(hu.shape[0]), mu, 0.0), _theta(), circle=True)
 
 
-def _project_delta(delta_hu: np.ndarray) -> np.ndarray:
+def _project_delta(delta_hu: np.ndarray, px: float) -> np.ndarray:
     """Line integrals of an HU difference map (radon is linear)."""
-    px = FOV_MM / delta_hu.shape[0]
     return radon(np.where(_circle(delta_hu.shape[0]), MU_WATER * px / 1000.0 * delta_hu, 0.0), _theta(), circle=True)
 
 
@@ -47,14 +44,14 @@ def _view_indices(views: int) -> np.ndarray:
     return np.unique(np.round(np.arange(views) * MAX_VIEWS / views).astype(int) % MAX_VIEWS)
 
 
-def _to_hu(recon: np.ndarray) -> np.ndarray:
-    px = FOV_MM / recon.shape[0]
+def _to_hu(recon: np.ndarray, px: float) -> np.ndarray:
     return (recon / (MU_WATER * px) - 1.0) * 1000.0
 
 
 def _reconstruct(sino: np.ndarray, params: dict, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """HU image and (if dosed) the HU noise image = recon(noisy) - recon(noiseless), same geometry."""
-    size = sino.shape[0]
+    """HU image and (if dosed) the HU noise image = recon(noisy) - recon(noiseless), same geometry.
+    ``params["spacing_mm"]``: the pixel spacing (mm)."""
+    size, px = sino.shape[0], float(params["spacing_mm"])
     idx = _view_indices(int(params["views"]))
     p = sino[:, idx]
     th = _theta()[idx]
@@ -65,20 +62,20 @@ def _reconstruct(sino: np.ndarray, params: dict, rng: np.random.Generator | None
     clean = iradon(p, th, output_size=size, circle=True, filter_name=kernel)
     dose = params.get("dose")
     if not dose:
-        return _to_hu(clean), None
+        return _to_hu(clean, px), None
     if rng is None:
         raise ValueError("simulate: a dosed simulation needs an rng")
     dose = float(dose)
     counts = np.maximum(rng.poisson(dose * np.exp(-p)), 1.0)
     noise = iradon(-np.log(counts / dose) - p, th, output_size=size, circle=True, filter_name=kernel)
-    noise_hu = noise * (1000.0 / (MU_WATER * FOV_MM / size))
-    return _to_hu(clean) + noise_hu, noise_hu
+    noise_hu = noise * (1000.0 / (MU_WATER * px))
+    return _to_hu(clean, px) + noise_hu, noise_hu
 
 
 def simulate(phantom_hu: np.ndarray, params: dict, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Reconstruct ``phantom_hu`` (HU, square) with ``params``: ``views`` (<= 360), ``kernel``,
+    """Reconstruct ``phantom_hu`` (HU, square) with ``params``: ``spacing_mm``, ``views`` (<= 360), ``kernel``,
     ``blur`` (detector blur sigma in px), ``dose`` (I0 counts per ray; falsy = noiseless). Returns HU."""
-    return _reconstruct(_project(np.asarray(phantom_hu, float)), params, rng)[0]
+    return _reconstruct(_project(np.asarray(phantom_hu, float), float(params["spacing_mm"])), params, rng)[0]
 
 
 def noise_roi(size: int) -> np.ndarray:
@@ -123,12 +120,12 @@ def _kernel_noise_power(kernel: str, size: int) -> float:
     return float(np.mean((ramp * _kernel_window(kernel, f)) ** 2))
 
 
-def predicted_noise_hu(sino: np.ndarray, views: int, kernel: str, dose: float) -> float:
-    """Analytic FBP noise std (HU) at the image centre for the per-content sinogram ``sino``."""
+def predicted_noise_hu(sino: np.ndarray, views: int, kernel: str, dose: float, px: float) -> float:
+    """Analytic FBP noise std (HU) at the image centre for the per-content sinogram ``sino`` (``px`` mm/px)."""
     size = sino.shape[0]
     c = size // 2
     e = float(np.mean(np.exp(sino[c - 1:c + 2, :])))
-    scale = 1000.0 / (MU_WATER * FOV_MM / size)
+    scale = 1000.0 / (MU_WATER * px)
     var = (np.pi / (2 * views)) ** 2 * views * e / dose * _kernel_noise_power(kernel, size) * _NOISE_KAPPA
     return scale * math.sqrt(var) * _KERNEL_NOISE_CAL[kernel]
 

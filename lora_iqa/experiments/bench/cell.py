@@ -19,6 +19,7 @@ from lora_iqa.errors import LoraIqaError, atomic_write_text
 from lora_iqa.experiments.bench.plan import Scores, cell_config, llm_configured
 from lora_iqa.experiments.bench.report import flat_row
 from lora_iqa.protocols import SS, Protocol, get_protocol
+from lora_iqa.views import View
 
 
 def run_cell(spec: dict, progress: bool = True) -> dict:
@@ -32,7 +33,7 @@ def run_cell(spec: dict, progress: bool = True) -> dict:
     template, d, protocol = cfg.template(), cfg.data, get_protocol(spec["protocol"], spec["reference"], cfg.data.k)
     manifest = read_manifest(spec["manifest"], template.dimensions)
     test = protocol_samples(manifest.split("test"), protocol, template.dimensions, spec["eval_seed"],
-                            spec["test_per_image"], d.same_content, d.similar_below, d.window)
+                            spec["test_per_image"], d.same_content, d.similar_below, d.window, spacing=d.make_view().spacing)
     method = spec["method"]
     cell: dict = {k: spec[k] for k in ("name", "method", "targets", "r", "protocol", "reference", "seed")}
     cost: dict = {}
@@ -93,23 +94,26 @@ def _captioner_cell(cfg: Config, protocol: Protocol, test, template, spec: dict,
     res = run(cfg, progress=progress)
     _train_cost(res, cost)
     model, processor, meta = load_trained(res.dir)
-    out = _captioner_eval(model, processor, test, template, protocol, spec, cost, meta.multi_image)
+    out = _captioner_eval(model, processor, test, template, protocol, spec, cost, meta.multi_image, meta.make_view())
     return {**out, "curve": res.curve, "losses": [round(x, 5) for x in res.losses]}
 
 
-def _captioner_eval(model, processor, test, template, protocol: Protocol, spec: dict, cost: dict, index: bool) -> dict:
+def _captioner_eval(model, processor, test, template, protocol: Protocol, spec: dict, cost: dict, index: bool,
+                    view: View) -> dict:
     """Logit scoring (the cell's metrics and items); with captions: caption metrics, the template
     scorer's metrics and its agreement with the logits; with a configured server: the openai scorer too."""
     from lora_iqa.data.samples import caption_of
     from lora_iqa.evaluation import evaluate
     from lora_iqa.metrics import caption_scores
 
-    ev, secs = _timed(evaluate, model, processor, test, template, "test", "logits", protocol=protocol, index=index)
+    ev, secs = _timed(evaluate, model, processor, test, template, "test", "logits", protocol=protocol, index=index,
+                      view=view)
     cost["logits_images_per_s"] = round(_images_in(test) / secs, 2)
     out = {"metrics": ev["metrics"], "items": ev["items"], "scorings": {}}
     if not spec["captions"]:
         return out
-    cap, secs = _timed(evaluate, model, processor, test, template, "test", "caption", protocol=protocol, index=index)
+    cap, secs = _timed(evaluate, model, processor, test, template, "test", "caption", protocol=protocol, index=index,
+                       view=view)
     cost["generate_images_per_s"] = round(_images_in(test) / secs, 2)
     captions = [it["caption"] or "" for it in cap["items"]]
     out["captions"] = caption_scores(captions, [[caption_of(s, template, protocol)] for s in test])
@@ -119,7 +123,8 @@ def _captioner_eval(model, processor, test, template, protocol: Protocol, spec: 
         from lora_iqa.scorers import make_scorer
 
         scorer = make_scorer(ScorerConfig(backend="openai"), template, progress=False)
-        oa = evaluate(model, processor, test, template, "test", "caption", protocol=protocol, index=index, scorer=scorer)
+        oa = evaluate(model, processor, test, template, "test", "caption", protocol=protocol, index=index, scorer=scorer,
+                      view=view)
         out["scorings"]["caption_openai"] = {"metrics": oa["metrics"], "agreement": _agreement(cap["items"], oa["items"], protocol, template),
                                              "items": oa["items"]}
     return out
@@ -157,9 +162,10 @@ def _zero_shot_cell(cfg: Config, protocol: Protocol, test, template, spec: dict,
     model, processor = load_base(cfg.base)
     cost.update({"trainable_params": 0, "total_params": count_params(model)[1], "trainable_pct": 0.0, "size_bytes": 0})
     if protocol.single_image:
-        return _captioner_eval(model, processor, test, template, protocol, spec, cost, index=False)
+        return _captioner_eval(model, processor, test, template, protocol, spec, cost, False, cfg.data.make_view())
     # the base sees one image: ds / ms judgements compare its per-image overall scores
-    return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template)],
+    return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template,
+                                                                          view=cfg.data.make_view())],
                            test, template, protocol, cost)
 
 
@@ -171,6 +177,7 @@ def _clip_zero_shot_cell(cfg: Config, protocol: Protocol, test, template, cost: 
 
     clip, processor = load_clip(cfg.base)
     learner = ClipPromptLearner(clip, processor, cfg.adapter, template.dimensions, cfg.seed)
+    learner.view = cfg.data.make_view()
     cost.update({"trainable_params": 0, "total_params": count_params(clip)[1], "trainable_pct": 0.0, "size_bytes": 0})
     return _per_image_cell(lambda ims: learner.scores(ims, zero_shot=True), test, template, protocol, cost)
 
@@ -194,7 +201,8 @@ def _classical_cell(cfg: Config, protocol: Protocol, manifest, test, template, c
     from lora_iqa.methods.classical import classical_scores, fit_classical
 
     dims = template.dimensions
-    coef = fit_classical(protocol_samples(manifest.split("train"), SS, dims, cfg.seed, window=cfg.data.window), dims)
+    coef = fit_classical(protocol_samples(manifest.split("train"), SS, dims, cfg.seed, window=cfg.data.window,
+                                          spacing=cfg.data.make_view().spacing), dims)
     cost.update({"trainable_params": int(coef.size), "total_params": int(coef.size), "trainable_pct": 100.0,
                  "size_bytes": int(coef.nbytes)})
     return _per_image_cell(lambda ims: classical_scores(coef, ims, dims), test, template, protocol, cost)

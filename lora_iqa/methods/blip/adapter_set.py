@@ -31,6 +31,7 @@ from lora_iqa.methods.blip.predict import protocol_logits
 from lora_iqa.protocols import Protocol
 from lora_iqa.methods.common import check_base, require_adapter_weights
 from lora_iqa.template import Template
+from lora_iqa.views import View
 
 Request = tuple[str, "tuple[np.ndarray, ...] | np.ndarray"]  # (adapter name, the sample's images)
 
@@ -160,23 +161,23 @@ class AdapterSet:
             protocol = self._protocols[name]
             dims = meta.dimensions if protocol.per_image else ()
             # the reference splits ms groups of equal size: ms_nr k=4 and ms_fr k=3 both show 4 images
-            key = (protocol.key, len(images), dims)
+            key = (protocol.key, len(images), dims, meta.make_view())  # adapters trained on other views run apart
             groups[key].append(i)
             protocols.setdefault(key, protocol)
         out: list[dict | None] = [None] * len(requests)
         for key, rows in groups.items():
-            protocol, n_images, dims = protocols[key], key[1], key[2]
+            protocol, n_images, dims, view = protocols[key], key[1], key[2], key[3]
             names = [requests[i][0] for i in rows]
-            results = self._run(protocol, n_images > 1, dims, [samples[i] for i in rows], names, batch_size)
+            results = self._run(protocol, n_images > 1, dims, [samples[i] for i in rows], names, batch_size, view)
             for i, res in zip(rows, results):
                 out[i] = {"adapter": requests[i][0], "protocol": protocol.name, "reference": protocol.reference, **res}
         return out  # type: ignore[return-value]
 
     def _run(self, protocol: Protocol, index: bool, dims: tuple[str, ...], images: list, names: list[str],
-             batch_size: int) -> list[dict]:
-        """One mixed batch of one protocol; ``index``: add image-index embeddings."""
+             batch_size: int, view: View) -> list[dict]:
+        """One mixed batch of one protocol and view; ``index``: add image-index embeddings."""
         res = protocol_logits(self.model, self.processor, images, protocol, Template(dims), batch_size=batch_size,
-                              index=index, adapter_names=names)
+                              index=index, adapter_names=names, view=view)
         return [{"scores": r["scores"]} for r in res] if protocol.per_image else res
 
     def _known(self, name: str) -> None:

@@ -76,7 +76,7 @@ class BlipCaptioning(Method):
         tok, bos, n_images = processor.tokenizer, model.config.text_config.bos_token_id, protocol.images
 
         def collate(batch: list) -> dict[str, torch.Tensor]:
-            rngs, imgs = augmented(cfg.seed, cfg.train.augment, batch)
+            rngs, imgs = augmented(cfg, processor, batch)
             enc = tok([caption(s, r) for (_, _, s), r in zip(batch, rngs)], padding=True, truncation=True,
                       return_tensors="pt")
             ids = enc.input_ids.clone()

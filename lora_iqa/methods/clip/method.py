@@ -40,7 +40,9 @@ class ClipPrompt(Method):
         return load_clip(cfg.base)
 
     def attach(self, cfg: Config, model, processor, protocol: Protocol):
-        return ClipPromptLearner(model, processor, cfg.adapter, cfg.data.dimensions, cfg.seed)
+        learner = ClipPromptLearner(model, processor, cfg.adapter, cfg.data.dimensions, cfg.seed)
+        learner.view = cfg.data.make_view()
+        return learner
 
     def trainer(self, model, protocol: Protocol) -> torch.nn.Module:
         return Trainer(model)
@@ -51,7 +53,7 @@ class ClipPrompt(Method):
         tok = processor.tokenizer
 
         def collate(batch: list) -> dict[str, torch.Tensor]:
-            _, imgs = augmented(cfg.seed, cfg.train.augment, batch)  # ss: one image per sample
+            _, imgs = augmented(cfg, processor, batch)  # ss: one image per sample
             labels = torch.tensor([[s.labels[d] for d in template.dimensions] for _, _, s in batch], dtype=torch.float32)
             out = {"pixel_values": pixel_values(imgs, processor), "labels": labels}
             if cfg.adapter.align_weight > 0:  # AI-generated images: their generation prompts
@@ -76,6 +78,7 @@ class ClipPrompt(Method):
         check_base(clip, meta, adapter_dir, base_name)
         learner = ClipPromptLearner(clip, processor, cfg.adapter, meta.dimensions, cfg.seed)
         learner.load_prompts(adapter_dir)
+        learner.view = meta.make_view()
         return learner.eval(), learner.processor
 
     def check_saved(self, root: Path) -> None:

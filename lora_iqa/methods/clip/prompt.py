@@ -161,15 +161,16 @@ class ClipPromptLearner(ImageScorer):
 
     @torch.no_grad()
     def scores(self, images: Sequence[np.ndarray], zero_shot: bool = False, batch_size: int = 64) -> list[dict[str, float]]:
-        """Per-image scores on 0..4 for each dimension."""
+        """Per-image scores on 0..4 for each dimension (``zero_shot``: the CLIP-IQA antonym prompts alone)."""
+        return self.pooled(lambda crops: self.view_scores(crops, zero_shot), images, batch_size)
+
+    @torch.no_grad()
+    def view_scores(self, crops: list, zero_shot: bool = False) -> list[dict[str, float]]:
+        """Per-crop scores on 0..4 for each dimension."""
         from lora_iqa.data.pixels import pixel_values
 
-        t = self.text_features(zero_shot)
-        out = []
-        for k in range(0, len(images), batch_size):
-            logits = self(pixel_values(images[k:k + batch_size], self.processor), zero_shot=zero_shot, text_feats=t).logits
-            out += [dict(zip(self.dimensions, (4 * torch.sigmoid(row)).tolist())) for row in logits]
-        return out
+        logits = self(pixel_values(crops, self.processor), zero_shot=zero_shot, text_feats=self.text_features(zero_shot)).logits
+        return [dict(zip(self.dimensions, (4 * torch.sigmoid(row)).tolist())) for row in logits]
 
     def save_pretrained(self, path: str | Path, **_) -> None:
         """Write the prompt tensors (``prompt_model.safetensors``) into ``path``."""

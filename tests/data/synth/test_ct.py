@@ -12,7 +12,7 @@ from lora_iqa.data.synth import ct as S
 from lora_iqa.data.synth import ct_physics as P
 from lora_iqa.data.synth.ct import DIMENSIONS, SynthCTConfig, rate, synth_ct
 from lora_iqa.data.synth.ct_physics import simulate
-from lora_iqa.data.synth.phantoms import make_phantom
+from lora_iqa.data.synth.anatomy import anatomy_slice
 from lora_iqa.errors import LoraIqaError
 
 SIZE = 64
@@ -37,7 +37,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert ta == tb  # same seed: byte-identical, whatever the number of workers
     assert len([k for k in ta if k.startswith("images/")]) == 24 + 3  # images + one reference per content
     assert ta["manifest.csv"] != tc["manifest.csv"]
-    assert ta["images/ph0000_0.png"] != tc["images/ph0000_0.png"]
+    assert ta["images/abd0000_0.png"] != tc["images/abd0000_0.png"]
 
 
 def test_manifest_columns_and_files(moderate):
@@ -45,14 +45,17 @@ def test_manifest_columns_and_files(moderate):
     assert len(rows) == 120
     header = list(rows[0])
     assert header[:3] == ["image", "split", "content"]
-    for col in ("reference", *DIMENSIONS, "dose", "views", "kernel", "blur", "lesion_hu", "synthetic"):
+    for col in ("reference", *DIMENSIONS, "dose", "views", "kernel", "blur", "lesion_hu", "spacing_mm", "region",
+                "synthetic"):
         assert col in header
     root = moderate.parent
     for r in rows:
         assert (root / r["image"]).is_file() and (root / r["reference"]).is_file()
         assert r["synthetic"] == "1"
         assert r["kernel"] in P.KERNELS and 8 <= int(r["views"]) <= 360
-    assert {r["content"][:2] for r in rows} == {"ph", "sl"}
+        assert 0.5 <= float(r["spacing_mm"]) <= 1.0 and r["content"].startswith(r["region"][:3])
+    assert {r["region"] for r in rows} == {"abdomen", "chest", "head", "pelvis"}
+    assert len({r["spacing_mm"] for r in rows}) == len({r["content"] for r in rows})  # one spacing per content
 
 
 def test_splits_content_disjoint_and_all_present(moderate):
@@ -105,8 +108,9 @@ def test_dcm_loads_back_and_matches_png(tmp_path):
         b = io.load_image(d.parent / rd["image"])
         # DICOM stores integer HU: at most 0.5 HU of a 400 HU window, plus the 16-bit PNG step
         assert np.abs(a - b).max() <= 0.5 / 400 + 1 / 65535 + 1e-6
-        hu, _ = io.read_dicom_hu(d.parent / rd["image"])
+        hu, ds = io.read_dicom_hu(d.parent / rd["image"])
         assert hu.shape == (SIZE, SIZE) and hu.min() <= -990
+        assert io.pixel_spacing(d.parent / rd["image"]) == pytest.approx(float(rd["spacing_mm"]), rel=1e-5)
 
 
 def test_jitter_is_reproducible_and_changes_labels(tmp_path):
@@ -153,31 +157,19 @@ def test_crash_leaves_no_output(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no temporary left behind
 
 
-# --- phantoms and physics -----------------------------------------------------------------------
+# --- physics ------------------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize("kind", ["body", "shepp_logan"])
-def test_phantom_plausible_and_seeded(kind):
-    a = make_phantom(np.random.default_rng(3), SIZE, kind)
-    b = make_phantom(np.random.default_rng(3), SIZE, kind)
-    c = make_phantom(np.random.default_rng(4), SIZE, kind)
-    assert a.shape == (SIZE, SIZE) and np.array_equal(a, b) and not np.array_equal(a, c)
-    assert a[0, 0] == -1000 and a.max() >= 700  # air outside, bone/skull inside
-    assert np.mean(np.abs(a - 40) < 40) > 0.2  # plenty of soft tissue
-
-
-def test_make_phantom_rejects_unknown_kind():
-    with pytest.raises(LoraIqaError, match="kind"):
-        make_phantom(np.random.default_rng(0), SIZE, "cat")
+PX = 3.0  # mm/px: a whole head (skull edges included) in a 192 mm field at 64 px
 
 
 @pytest.fixture(scope="module")
 def phantom() -> np.ndarray:
-    return make_phantom(np.random.default_rng(11), SIZE, "body", lesion_hu=40)
+    base, les, _ = anatomy_slice(np.random.default_rng(11), SIZE, PX, "head")
+    return base + 40 * les
 
 
 def _noise_std(ph, dose, seed=0, **kw):
-    params = {"views": 180, "kernel": "ramp", "blur": 0.0, **kw}
+    params = {"views": 180, "kernel": "ramp", "blur": 0.0, "spacing_mm": PX, **kw}
     noisy = simulate(ph, {**params, "dose": dose}, np.random.default_rng(seed))
     clean = simulate(ph, {**params, "dose": None})
     return float(np.std((noisy - clean)[P.noise_roi(ph.shape[0])]))
@@ -190,17 +182,18 @@ def test_noise_decreases_with_dose(phantom):
 
 
 def test_predicted_noise_tracks_measured(phantom):
-    sino = P._project(phantom)
+    sino = P._project(phantom, PX)
     for views, kernel in ((30, "ramp"), (90, "cosine"), (360, "hann")):
-        pred = P.predicted_noise_hu(sino, views, kernel, 1e4)
+        pred = P.predicted_noise_hu(sino, views, kernel, 1e4, PX)
         meas = _noise_std(phantom, 1e4, views=views, kernel=kernel)
         assert 0.7 < meas / pred < 1.4
 
 
 def test_fewer_views_more_streaks(phantom):
-    ref = simulate(phantom, {"views": 360, "kernel": "ramp", "blur": 0.0})
+    ref = simulate(phantom, {"views": 360, "kernel": "ramp", "blur": 0.0, "spacing_mm": PX})
     body = phantom > -500
-    energy = [float(np.sqrt(np.mean((simulate(phantom, {"views": v, "kernel": "ramp", "blur": 0.0}) - ref)[body] ** 2)))
+    energy = [float(np.sqrt(np.mean((simulate(phantom, {"views": v, "kernel": "ramp", "blur": 0.0, "spacing_mm": PX})
+                                     - ref)[body] ** 2)))
               for v in (16, 32, 64, 128)]
     assert all(a > b for a, b in zip(energy, energy[1:]))
     assert energy[0] > 20  # clearly visible in a 400 HU window
@@ -212,9 +205,10 @@ def _sharpness(img):
 
 
 def test_blur_and_smooth_kernels_lower_sharpness(phantom):
-    s = [_sharpness(simulate(phantom, {"views": 360, "kernel": "ramp", "blur": b})) for b in (0.0, 0.7, 1.5, 3.0)]
+    s = [_sharpness(simulate(phantom, {"views": 360, "kernel": "ramp", "blur": b, "spacing_mm": PX}))
+         for b in (0.0, 0.7, 1.5, 3.0)]
     assert all(a > b for a, b in zip(s, s[1:]))
-    assert _sharpness(simulate(phantom, {"views": 360, "kernel": "hann", "blur": 0.0})) < s[0]
+    assert _sharpness(simulate(phantom, {"views": 360, "kernel": "hann", "blur": 0.0, "spacing_mm": PX})) < s[0]
 
 
 # --- rater --------------------------------------------------------------------------------------
@@ -223,13 +217,13 @@ BASE = {"views": 360, "size": 128, "kernel": "ramp", "blur": 0.0, "lesion_hu": 7
 
 
 def _scores(**changes):
-    measured = {"noise_hu": changes.pop("noise_hu", 5.0), "streak_hu": changes.pop("streak_hu", 0.5)}
+    measured = {"noise_hu": changes.pop("noise_hu", 5.0), "streak_hu": changes.pop("streak_hu", 5.0)}
     return rate({**BASE, **changes}, measured)
 
 
 @pytest.mark.parametrize("dim,key,values", [
     ("noise", "noise_hu", [5, 9.5, 9.6, 14, 20, 29.9, 30, 400]),  # decreasing quality
-    ("artifact", "streak_hu", [0.1, 1.5, 1.6, 2.6, 4.4, 7.4, 7.5, 50]),
+    ("artifact", "streak_hu", [0.1, 22.9, 23, 37, 61, 104.9, 105, 500]),
     ("sharpness", "blur", [0.0, 0.5, 0.8, 1.2, 1.8, 2.5, 4.0, 8.0]),
     ("contrast", "lesion_hu", [70, -21, 20, 10, 6.75, -3.4, 3.3, 1]),  # CNR at noise 5 HU
 ])
@@ -245,7 +239,7 @@ def test_rater_monotone(dim, key, values):
 
 def test_rater_thresholds_and_size():
     assert _scores(noise_hu=9.6)["noise"] == 3 and _scores(noise_hu=9.59)["noise"] == 4
-    assert _scores(streak_hu=1.6)["artifact"] == 3 and _scores(streak_hu=1.59)["artifact"] == 4
+    assert _scores(streak_hu=23)["artifact"] == 3 and _scores(streak_hu=22.9)["artifact"] == 4
     assert _scores(kernel="hann")["sharpness"] == 4  # MTF50 0.25
     assert _scores(lesion_hu=21, noise_hu=5)["contrast"] == 4 and _scores(lesion_hu=20.9, noise_hu=5)["contrast"] == 3
     assert _scores()["overall"] == 4
@@ -280,6 +274,7 @@ def test_rater_jitter_reproducible():
 @pytest.mark.parametrize("key,value", [
     ("n", 0), ("n", 16), ("n", 2.5), ("size", 8), ("size", True), ("seed", -1), ("format", "jpg"),
     ("per_content", 0), ("jitter", -0.1), ("jitter", float("nan")), ("splits", (0.5, 0.5, 0.0)),
+    ("spacing", (1.0, 0.5)), ("spacing", (0.1, 0.5)), ("spacing", "x"),
     ("splits", (0.7, 0.2, 0.2)), ("splits", (1.0,)), ("splits", "abc"), ("workers", -1),
 ])
 def test_bad_config_names_the_key(key, value):
