@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lora_iqa.data.synth import anatomy as A
 from lora_iqa.data.synth.anatomy import REGIONS, anatomy_slice
+from lora_iqa.data.synth.anatomy.abdomen import abdomen
+from lora_iqa.data.synth.anatomy.field import WIDTH
+from lora_iqa.data.synth.anatomy.head import head
+from lora_iqa.data.synth.anatomy.trunk import BRAIN, SPLEEN
 from lora_iqa.data.synth.ct_physics import _circle
 from lora_iqa.errors import LoraIqaError
 
@@ -45,7 +48,7 @@ def test_shapes_dtypes_and_info(region):
     for key in ("body_width_mm", "zoom", "center_mm", "fov_mm", "roi", "level", "fill", "body_fraction", "lesions"):
         assert key in info
     assert info["fov_mm"] == pytest.approx(160 * 0.9)
-    lo, hi = A._WIDTH[region]
+    lo, hi = WIDTH[region]
     assert lo - 1e-6 <= info["body_width_mm"] <= hi + 1e-6
 
 
@@ -124,12 +127,12 @@ def test_body_width_matches_a_large_field():
 def test_texture_inside_homogeneous_organs():
     stds = []
     for seed in range(8):
-        cv, *_ = A._abdomen(np.random.default_rng(seed), SIZE, PX, False)
-        m = ndimage.binary_erosion(cv.lab == A._SPLEEN, iterations=3)
+        cv, *_ = abdomen(np.random.default_rng(seed), SIZE, PX, False)
+        m = ndimage.binary_erosion(cv.lab == SPLEEN, iterations=3)
         if m.sum() > 200:
             stds.append(cv.hu[m].std())
-        cv, *_ = A._head(np.random.default_rng(seed), SIZE, PX, False)
-        m = ndimage.binary_erosion(cv.lab == A._BRAIN, iterations=3)
+        cv, *_ = head(np.random.default_rng(seed), SIZE, PX, False)
+        m = ndimage.binary_erosion(cv.lab == BRAIN, iterations=3)
         stds.append(cv.hu[m].std())
     assert len(stds) > 8
     assert all(2.0 < s < 25.0 for s in stds), stds

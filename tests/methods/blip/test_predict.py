@@ -146,3 +146,22 @@ def test_both_orders_swaps_the_answer_exactly(base, samples):
     one = preference_scores(model, processor, [(a, b)], both_orders=False)[0]["probs"]
     other = preference_scores(model, processor, [(b, a)], both_orders=False)[0]["probs"]
     assert ab["first"] == pytest.approx((one["first"] + other["second"]) / 2, abs=1e-6)
+
+
+def test_views_batch_equals_one_at_a_time_and_repeat(base, samples):
+    """With crop views (a grid of windows per image, weighted): a batch of 16 scores like one image at a
+    time within 1e-5, and scoring twice gives identical numbers."""
+    from lora_iqa.views import View
+
+    model, processor = base
+    view = View("crop", None, 3)
+    images = [s.images[0] for s in samples["test"][:16]]
+    batch = logit_scores(model, processor, images, TEMPLATE, batch_size=64, view=view)
+    again = logit_scores(model, processor, images, TEMPLATE, batch_size=64, view=view)
+    single = [logit_scores(model, processor, [im], TEMPLATE, view=view)[0] for im in images]
+    assert batch == again
+    for b, s in zip(batch, single):
+        for d in CT_DIMENSIONS:
+            assert b["scores"][d] == pytest.approx(s["scores"][d], abs=1e-5)
+    whole = logit_scores(model, processor, images, TEMPLATE)  # resized whole: a different input, other scores
+    assert any(abs(w["scores"]["overall"] - b["scores"]["overall"]) > 1e-4 for w, b in zip(whole, batch))
