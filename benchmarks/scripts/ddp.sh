@@ -2,12 +2,12 @@
 # The recipe recipes/configs/ct_ss_lora.yaml on 1 process and as 2-rank DDP on CPU (gloo), through
 #   accelerate launch --multi_gpu --num_processes 2 recipes/train.py recipes/configs/ct_ss_lora.yaml
 # at the same global batch (train.batch_size is the global batch, split across ranks). SYNTHETIC data:
-# `lora-iqa synth ct --n 960 --size 96 --seed 0` (the demo's set); training seed 0 (the recipe's).
+# `lora-iqa synth ct --n 960 --seed 0` (the demo's set); training seed 0 (the recipe's).
 #   bash benchmarks/scripts/ddp.sh        # writes benchmarks/results/ddp/results.json and results.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
-lora-iqa synth ct --out "$work/ct" --n 960 --size 96 --seed 0 > /dev/null
+lora-iqa synth ct --out "$work/ct" --n 960 --seed 0 > /dev/null
 python -m lora_iqa.bases.embedded > /dev/null     # the embedded base is built once, by one process
 set_args=("data.manifest=$work/ct/manifest.csv" "train.save_every=0")
 t0=$(date +%s)

@@ -1,5 +1,5 @@
 """Per-protocol adapters on one base: train ss / ds / ms, nr and fr, on SYNTHETIC CT and evaluate them on
-held-out content; plus the ds adapters on a real CT slice.
+held-out content (real CT: ``benchmarks/scripts/real_ct_anatomy.py --ds ADAPTER``).
 
     python benchmarks/scripts/protocol_adapters.py --out benchmarks/results/protocol_adapters [--only ds_nr,ds_fr] [--steps-scale 1.0]
 
@@ -7,9 +7,7 @@ Every adapter trains from its recipe (``recipes/configs/ct_<protocol>_<reference
 demo's SYNTHETIC CT set (960 images, 120 phantoms; content-disjoint splits) and the embedded base.
 Test figures (logit scoring): ss per-dimension SRCC; ds pairwise accuracy on pairs >= 1 level apart
 and the Thurstone Case V scale's SRCC against the true overall; ms mean Kendall tau per ranking and its
-scale's SRCC. nr and fr ds adapters are also compared on the SAME same-content test pairs. Real CT:
-pydicom's CT_small.dcm re-simulated at six doses; every pair of doses two or more levels apart is
-judged by each ds adapter in both orders (fr: the clean slice is the reference).
+scale's SRCC. nr and fr ds adapters are also compared on the SAME same-content test pairs.
 """
 
 from __future__ import annotations
@@ -22,22 +20,18 @@ import numpy as np
 
 from lora_iqa.bases.embedded import ensure_embedded
 from lora_iqa.config import load_config
-from lora_iqa.data.io import apply_window, read_dicom_hu
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.samples import protocol_samples
 from lora_iqa.data.synth.ct import synth_ct
-from lora_iqa.data.synth.ct_physics import simulate
 from lora_iqa.errors import atomic_write_text
 from lora_iqa.evaluation import evaluate
 from lora_iqa.experiments.demo import DATA
-from lora_iqa.methods.blip.predict import preference_scores
 from lora_iqa.methods.load import load_trained
 from lora_iqa.metrics import fmt
 from lora_iqa.template import Template
 from lora_iqa.training.run import run
 
 ADAPTERS = ("ss_nr", "ss_fr", "ds_nr", "ds_fr", "ms_nr", "ms_fr")
-DOSES = (3e6, 3e5, 1e5, 3e4, 1e4, 3e3)  # incident photons per ray, best first (as benchmarks/scripts/real_ct_dose.py)
 TEST_SEED = 12345  # the test pairs / groups (the same for every adapter of a protocol)
 FULL = ["adapter.method=full", "train.lr=1e-3"]  # the demo's full fine-tuning lr
 
@@ -48,7 +42,6 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(ADAPTERS),
                     help="comma-separated adapters to train/evaluate (a _full suffix: full fine-tuning instead)")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="scale every recipe's max_steps (smoke runs)")
-    ap.add_argument("--repeats", type=int, default=3, help="real CT: noise realisations per dose")
     ap.add_argument("--test-per-image", type=int, default=8, help="ds pairs / ms groups per test image")
     ap.add_argument("--reuse", action="store_true", help="evaluate adapters already trained under OUT/runs "
                                                           "(their training figures are kept) instead of training")
@@ -83,56 +76,28 @@ def main() -> None:
         d = cfg.data
         p = cfg.make_protocol()
         test = protocol_samples(m.split("test"), p, template.dimensions, TEST_SEED, args.test_per_image,
-                                d.same_content, d.similar_below, d.window)
-        ev = evaluate(model, processor, test, template, "test", "logits", protocol=p, index=meta.multi_image)
+                                d.same_content, d.similar_below, d.window, spacing=meta.make_view().spacing)
+        ev = evaluate(model, processor, test, template, "test", "logits", protocol=p, index=meta.multi_image,
+                      view=meta.make_view())
         row = {"method": cfg.adapter.method, "steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
                **{k: kept[k] for k in ("trainable_params", "total_params", "train_seconds", "selected_step")},
                "test": ev["metrics"], "n_test": ev["n"]}
         if protocol == "ds":
             same = protocol_samples(m.split("test"), p, template.dimensions, TEST_SEED, args.test_per_image, 1.0,
-                                    d.similar_below, d.window)  # same-content pairs: identical for nr and fr
+                                    d.similar_below, d.window, spacing=meta.make_view().spacing)  # same-content pairs
             row["test_same_content"] = evaluate(model, processor, same, template, "test", "logits", protocol=p,
-                                                index=True)["metrics"]
-            row["real_ct"] = real_ct(model, processor, reference, args.repeats)
+                                                index=True, view=meta.make_view())["metrics"]
         results["adapters"][name] = row
         atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     atomic_write_text(out / "results.md", table(results))
     print(table(results))
 
 
-def real_ct(model, processor, reference: str, repeats: int, seed: int = 0) -> dict:
-    """Every pair of doses >= 2 levels apart, both orders, each noise realisation: fraction judged right."""
-    hu, _ = read_dicom_hu(_ct_small())
-    window = lambda x: apply_window(x).astype(np.float32)  # noqa: E731  soft tissue W400/L40
-    rng = np.random.default_rng(seed)
-    recs = {i: [window(simulate(hu, {"views": 360, "kernel": "ramp", "blur": 0.0, "dose": d}, rng)) for _ in range(repeats)]
-            for i, d in enumerate(DOSES)}
-    ref = (window(hu),) if reference == "fr" else ()
-    pairs, truth = [], []
-    for i in range(len(DOSES)):
-        for j in range(i + 2, len(DOSES)):
-            for r in range(repeats):
-                pairs += [(recs[i][r], recs[j][r]) + ref, (recs[j][r], recs[i][r]) + ref]
-                truth += [0.0, 1.0]  # the higher dose (i) is better: first in the first order, second in the other
-    prefs = [p["preference"] for p in preference_scores(model, processor, pairs)]
-    right = [p == t for p, t in zip(prefs, truth)]
-    both = [right[a] and right[a + 1] for a in range(0, len(right), 2)]
-    return {"image": "pydicom CT_small.dcm (real CT slice), re-simulated per dose", "doses": list(DOSES),
-            "repeats": repeats, "judgements": len(right), "correct": float(np.mean(right)),
-            "pairs_right_in_both_orders": float(np.mean(both)), "n_pairs": len(both)}
-
-
-def _ct_small() -> str:
-    from pydicom.data import get_testdata_file
-
-    return get_testdata_file("CT_small.dcm")
-
-
 def table(results: dict) -> str:
     """The results as markdown."""
     lines = [f"Data: {results['data']} — SYNTHETIC. Base: {results['base']}. Test pairs/groups seed {results['test_seed']}.", "",
-             "| adapter | steps | trainable | train s | test figure | overall SRCC | same-content ds acc | real CT (both orders) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| adapter | steps | trainable | train s | test figure | overall SRCC | same-content ds acc |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in results["adapters"].items():
         t = r["test"]
         if "pairwise" in t:
@@ -142,9 +107,8 @@ def table(results: dict) -> str:
         else:
             fig = "mean SRCC " + fmt(float(np.mean([v["srcc"] for v in t.values()])))
         same = fmt(r["test_same_content"]["pairwise"]["accuracy"]) if "test_same_content" in r else ""
-        real = (f"{r['real_ct']['pairs_right_in_both_orders']:.2f} of {r['real_ct']['n_pairs']}" if "real_ct" in r else "")
         lines.append(f"| {name} | {r['steps']} | {r['trainable_params']:,} | {r['train_seconds']} | {fig} | "
-                     f"{fmt(t['overall']['srcc'])} | {same} | {real} |")
+                     f"{fmt(t['overall']['srcc'])} | {same} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@
 #   bash benchmarks/scripts/sweep.sh      # writes benchmarks/results/sweep_lora_rank/ (comparison.md/.json/.png, timing.json)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -f runs/data/ct_sweep/manifest.csv ] || lora-iqa synth ct --out runs/data/ct_sweep --n 480 --size 96 > /dev/null
+[ -f runs/data/ct_sweep/manifest.csv ] || lora-iqa synth ct --out runs/data/ct_sweep --n 480 > /dev/null
 python -m lora_iqa.bases.embedded > /dev/null
 out=$(mktemp -d)
 t0=$(date +%s)

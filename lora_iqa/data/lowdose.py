@@ -1,66 +1,27 @@
 """Degradations of a *real, reconstructed* CT slice, for evaluation benchmarks.
 
-Written independently of the training simulator (:mod:`lora_iqa.data.synth`): nothing here is imported
-from it or shares its code, so a model that learned the simulator's particular artefacts gains nothing
-from it on a benchmark built with these functions. All work on a HU image of known pixel spacing and
-return float32 HU of the same shape; every random draw comes from the ``rng`` passed in, so the same
-generator state gives the same image.
+Written independently of the training simulator (:mod:`lora_iqa.data.synth`), sharing none of its code, so a model
+that learned the simulator's artefacts gains nothing on a benchmark built with these. Both slice degradations take
+HU of known pixel spacing, return float32 HU of the same shape and leave pixels of ``hu <= -1500`` (outside the
+scanner's reconstruction circle) unchanged; every random draw comes from the ``rng`` passed in. Compose them:
+``insert_lowdose_noise(sparse_view(hu, ...), ...)``.
 
-Degradations (compose them: ``insert_lowdose_noise(sparse_view(hu, ...), ...)``):
-
-:func:`insert_lowdose_noise` - image-domain low-dose simulation (noise insertion).
-    Quantum noise variance in a CT image is inversely proportional to dose. If the acquired slice has
-    noise std ``s_ref`` (HU) in a uniform region, the same scan at dose fraction ``f`` has variance
-    ``s_ref**2 / f``, so the noise to *add* has
-
-        sigma_add**2 = s_ref**2 * (1 / f - 1)            (f = 1: nothing is added)
-
-    Its texture follows a CT-like, isotropic noise power spectrum: filtered back-projection's ramp
-    times an apodising window,
-
-        NPS(rho) ∝ rho * cos(pi * rho / (2 * rho_c))**2   for rho < rho_c, 0 above,
-
-    with ``rho`` the radial spatial frequency in cycles/mm (from ``spacing_mm``) and ``rho_c`` chosen so
-    the peak lies at ``nps_peak`` (default 0.3 cycles/mm, a soft-tissue kernel; the peak of
-    ``x cos^2(pi x / 2)`` is at x = 0.4158..., so ``rho_c = nps_peak / 0.4158``). Frequencies above the
-    image's Nyquist limit are simply absent. The noise is white Gaussian noise filtered by
-    ``sqrt(NPS)`` in the Fourier domain (periodic, no edge effects), then divided by its own standard
-    deviation and multiplied by ``sigma_add``: the added field's std over the image is exactly
-    ``sigma_add``. With ``attenuation=True`` the field is further multiplied by a smooth local factor,
-    ``g(x) = sqrt(mean_theta exp(p_theta(x)))`` (``p_theta(x)``: the line integral of attenuation along
-    the ray through ``x`` at angle ``theta``, water mu = 0.02 /mm), normalised to a median of 1 over the
-    body (HU > -300): a ray's photon count falls as ``exp(-p)`` and its variance rises as ``exp(p)``, and
-    the unfiltered back-projection of those variances approximates each pixel's share. It puts more
-    noise in the thick middle of the body and behind bone, less at the skin and in air; ``sigma_add``
-    then holds for the median body pixel. Off by default (a cropped slice such as pydicom's
-    ``CT_small.dcm`` lacks the body's full path lengths). Pixels of ``hu <= -1500`` (outside a scanner's
-    reconstruction circle, stored as e.g. -2000 or -3024) are left unchanged.
-
-:func:`sparse_view` - few-view acquisition.
-    The slice is turned into attenuation above air, ``a = max(hu + 1000, 0)`` (proportional to mu;
-    a linear map, so the unit does not matter), zero-padded so that its support and every pixel inside
-    the scanner's field of view fit inside the rotation circle (with a cosine taper where the image's
-    own edge cuts through the body, so a cropped slice does not gain an artificial rim), and projected
-    in parallel beam over ``views`` angles
-    ``theta_k = 180 k / views`` degrees: each projection is ``scipy.ndimage.rotate`` (cubic spline) of
-    ``a`` followed by a column sum. Filtered back-projection reconstructs it: each projection is
-    convolved with the discrete Ram-Lak ramp (the band-limited kernel h[0] = 1/4, h[odd n] = -1/(pi n)^2,
-    h[even n] = 0, applied as a product in Fourier space with zero padding to avoid wrap-around) and
-    smeared back along its rays (read at ``s = dx cos theta + dy sin theta`` from the projection
-    resampled 4x finer), scaled by ``pi / views``. With many views this reproduces the slice up to the
-    slight blur of the interpolations (RMSE ~5 HU on ``CT_small.dcm`` at 720 views, where the slice's
-    own noise is ~27 HU); with few, the missing angles leave the streaks of angular undersampling, radiating
-    from bone and air edges. Pixels of ``hu <= -1500`` keep their value. ``spacing_mm`` does not enter
-    (the geometry is in pixels: streaks depend on the object's size in pixels against the view count).
-
-:func:`correlated_noise` - additive Gaussian noise with a given correlation length (a generic, not
-    CT-specific, degradation). White noise blurred by a Gaussian of std ``corr_mm / sqrt(2)`` has the
-    autocorrelation ``exp(-d**2 / (2 corr_mm**2))`` (0.61 at ``d = corr_mm``); it is then divided by its
-    own standard deviation and multiplied by ``sigma_hu``, so its std is exactly ``sigma_hu``.
-
-Measurements: :func:`noise_std_hu` (std of ``noisy - clean`` in a mask) and :func:`estimate_noise_hu`
-(the noise already in a slice: the global noise index of Christianson et al., Radiology 2015, i.e. the
-mode of local standard deviations over soft tissue), the usual ``ref_noise_hu`` for a real slice.
+- :func:`insert_lowdose_noise`: noise variance is inversely proportional to dose, so a slice of noise std ``s_ref``
+  at dose fraction ``f`` gets added noise of std ``s_ref * sqrt(1 / f - 1)``: white noise filtered by the square
+  root of a CT noise power spectrum, FBP's ramp times a Hann window, ``NPS(rho) ∝ rho cos^2(pi rho / (2 rho_c))``
+  below ``rho_c`` (cycles/mm), peaking at ``nps_peak``, then scaled to exactly that std over the image. With
+  ``attenuation=True`` it is further scaled by ``sqrt(mean_theta exp(p_theta(x)))`` (``p``: the line integral of
+  attenuation along the ray through ``x``, water 0.02/mm), median 1 over the body (HU > -300): more noise in the
+  thick middle and behind bone. Off by default (a cropped slice lacks the body's full path lengths).
+- :func:`sparse_view`: ``max(hu + 1000, 0)``, zero-padded to fit the rotation circle (a cosine taper where the
+  image's edge cuts through the body, so a crop gains no rim), projected in parallel beam over ``views`` angles in
+  [0, 180) (cubic-spline rotation, column sums) and reconstructed by Ram-Lak filtered back-projection. Many views
+  reproduce the slice (RMSE ~5 HU on ``CT_small.dcm`` at 720 views); few leave the streaks of angular
+  undersampling. The geometry is in pixels: ``spacing_mm`` does not enter.
+- :func:`correlated_noise`: generic Gaussian noise of std exactly ``sigma_hu`` and autocorrelation
+  ``exp(-d**2 / (2 corr_mm**2))``.
+- :func:`noise_std_hu` measures ``std(noisy - clean)`` in a mask; :func:`estimate_noise_hu` the noise a slice
+  already has (the global noise index of Christianson et al., Radiology 2015), the usual ``ref_noise_hu``.
 """
 
 from __future__ import annotations
@@ -75,10 +36,8 @@ _HANN_PEAK = 0.41577  # argmax over [0, 1] of x * cos(pi x / 2)**2
 
 def insert_lowdose_noise(hu: np.ndarray, spacing_mm: float, dose_fraction: float, rng: np.random.Generator,
                          ref_noise_hu: float = 10.0, nps_peak: float = 0.3, attenuation: bool = False) -> np.ndarray:
-    """``hu`` as if scanned at ``dose_fraction`` of its dose: adds noise of std
-    ``ref_noise_hu * sqrt(1 / dose_fraction - 1)`` with a ramp-times-Hann noise power spectrum peaking
-    at ``nps_peak`` cycles/mm (see the module docstring). ``ref_noise_hu``: the noise std the slice
-    already has (e.g. :func:`estimate_noise_hu`). ``dose_fraction`` 1 returns an unchanged copy."""
+    """``hu`` as if scanned at ``dose_fraction`` of its dose, given the noise std it has, ``ref_noise_hu`` (e.g.
+    :func:`estimate_noise_hu`); ``dose_fraction`` 1 returns an unchanged copy. See the module docstring."""
     hu = np.asarray(hu, dtype=np.float32)
     if not 0 < dose_fraction <= 1:
         raise ValueError(f"dose_fraction must be in (0, 1], got {dose_fraction}")
@@ -96,27 +55,23 @@ def insert_lowdose_noise(hu: np.ndarray, spacing_mm: float, dose_fraction: float
 
 
 def sparse_view(hu: np.ndarray, spacing_mm: float, views: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``hu`` re-projected over ``views`` parallel-beam angles in [0, 180) degrees and reconstructed by
-    filtered back-projection (Ram-Lak): streaks of angular undersampling at low ``views``. Deterministic
-    (``rng`` is accepted for a uniform signature and not used: add noise with :func:`insert_lowdose_noise`)."""
+    """``hu`` re-projected over ``views`` angles and reconstructed by filtered back-projection. Deterministic:
+    ``rng`` is accepted for a uniform signature and not used."""
     hu = np.asarray(hu, dtype=np.float32)
     _check_spacing(spacing_mm)
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
-    padded, box = _padded_attenuation(hu)
+    padded, ((r0, r1), (c0, c1)) = _padded_attenuation(hu)
     angles = np.arange(views) * (180.0 / views)
-    sino = _filter_ramp(project(padded, angles))
-    rec = backproject(sino, angles, padded.shape[0]) * (np.pi / views)
-    (r0, r1), (c0, c1) = box
+    rec = backproject(_filter_ramp(project(padded, angles)), angles, padded.shape[0]) * (np.pi / views)
     out = rec[r0:r1, c0:c1] - 1000.0
     return np.where(hu > OUTSIDE_FOV_HU, out, hu).astype(np.float32)
 
 
 def correlated_noise(shape: tuple[int, int], spacing_mm: float, sigma_hu: float, corr_mm: float,
                      rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise (float32, HU) of std exactly ``sigma_hu`` whose autocorrelation is
-    ``exp(-d**2 / (2 corr_mm**2))`` at distance ``d`` mm: white noise blurred by a Gaussian of std
-    ``corr_mm / sqrt(2)`` (periodic, in Fourier space), normalised by its own std."""
+    """Float32 noise of std exactly ``sigma_hu`` and autocorrelation ``exp(-d**2 / (2 corr_mm**2))`` at ``d`` mm:
+    white noise blurred (periodically) by a Gaussian of std ``corr_mm / sqrt(2)``, normalised by its own std."""
     _check_spacing(spacing_mm)
     if corr_mm < 0 or sigma_hu < 0:
         raise ValueError(f"corr_mm and sigma_hu must be >= 0, got {corr_mm}, {sigma_hu}")
@@ -133,9 +88,8 @@ def noise_std_hu(noisy: np.ndarray, clean: np.ndarray, mask: np.ndarray | None =
 
 def estimate_noise_hu(hu: np.ndarray, spacing_mm: float, roi_mm: float = 6.0,
                       tissue: tuple[float, float] = (0.0, 100.0)) -> float:
-    """The noise std a slice already has: the global noise index (Christianson et al. 2015), the mode of
-    the standard deviations in ``roi_mm`` squares centred on soft-tissue pixels (local mean in ``tissue``
-    HU). Anatomy only adds to a local std, so its most common value is the noise. NaN without tissue."""
+    """The mode of the standard deviations in ``roi_mm`` squares centred on soft tissue (local mean in ``tissue``
+    HU): anatomy only adds to a local std, so its most common value is the noise. NaN without tissue."""
     hu = np.asarray(hu, dtype=np.float64)
     _check_spacing(spacing_mm)
     size = max(3, int(round(roi_mm / spacing_mm)) | 1)
@@ -152,15 +106,10 @@ def estimate_noise_hu(hu: np.ndarray, spacing_mm: float, roi_mm: float = 6.0,
     return float(edges[np.argmax(hist)] + 0.25)
 
 
-# --- the projector: parallel beam, rotate-and-sum, smear-back ------------------------------------
-
-
 def project(img: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
-    """Parallel-beam projections of a square image, one row per angle: the image rotated by the angle
-    (cubic spline, about its centre, zero outside) and summed over rows. Detector bin ``j`` sees the ray
-    at ``s = j - (n - 1) / 2`` pixels from the centre, with ``s = dx cos(theta) + dy sin(theta)`` for a
-    pixel at column offset ``dx`` and row offset ``dy``. The same rotated image summed over columns is the
-    projection at ``theta + 90``: an angle set containing both costs one rotation for the two."""
+    """Parallel-beam projections of a square image, one row per angle: the image rotated (cubic spline, zero
+    outside) and summed over rows; bin ``j`` sees the ray at ``s = j - (n - 1) / 2 = dx cos(theta) + dy sin(theta)``.
+    Summed over columns, the same rotation gives the projection at ``theta + 90``: one rotation for the two."""
     coeffs = ndimage.spline_filter(np.asarray(img, dtype=np.float64), order=3)  # once, not per angle
     angles = [float(a) for a in angles_deg]
     out = np.empty((len(angles), coeffs.shape[1]))
@@ -178,10 +127,8 @@ def project(img: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
 
 
 def backproject(sino: np.ndarray, angles_deg: np.ndarray, n: int, upsample: int = 4) -> np.ndarray:
-    """The adjoint of :func:`project` up to interpolation: each projection smeared back along its rays and
-    summed over angles, on an ``n`` x ``n`` grid. Each projection is first resampled ``upsample`` times
-    finer (cubic spline), then read by linear interpolation: nearly the cubic read, at the cost of a
-    linear one."""
+    """The adjoint of :func:`project` up to interpolation, on an ``n`` x ``n`` grid: each projection resampled
+    ``upsample`` times finer (cubic spline), then read linearly along its rays (nearly a cubic read)."""
     c = (n - 1) / 2.0
     d = np.arange(n, dtype=np.float64) - c
     fine = np.arange((sino.shape[1] - 1) * upsample + 1) / upsample
@@ -208,9 +155,8 @@ def _filter_ramp(sino: np.ndarray) -> np.ndarray:
 
 
 def _padded_attenuation(hu: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]]]:
-    """``max(hu + 1000, 0)`` on a square grid large enough that its support fits the rotation circle,
-    and where the original sits in it. Where tissue reaches the image edge (a crop), the padding continues
-    it by reflection under a cosine taper to air over ~1/8 of the image, instead of a hard rim."""
+    """``max(hu + 1000, 0)`` on a square grid whose rotation circle holds its support, and where ``hu`` sits in it.
+    Tissue at the image edge (a crop) is continued by reflection under a cosine taper to air over ~1/8 of the image."""
     a = np.maximum(hu.astype(np.float64) + 1000.0, 0.0)
     h, w = a.shape
     taper = max(4, int(round(max(h, w) / 8)))
@@ -219,8 +165,7 @@ def _padded_attenuation(hu: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, in
     if pad:
         a = np.pad(a, pad, mode="reflect")
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(pad) + 0.5) / pad)  # 0 -> 1 towards the image
-        win_r = np.concatenate([ramp, np.ones(h), ramp[::-1]])
-        win_c = np.concatenate([ramp, np.ones(w), ramp[::-1]])
+        win_r, win_c = (np.concatenate([ramp, np.ones(k), ramp[::-1]]) for k in (h, w))
         a *= win_r[:, None] * win_c[None, :]
     # the smallest square, centred, whose inscribed circle holds every non-air pixel and every pixel
     # to be returned (outside that circle filtered back-projection sees only some of the views)
@@ -228,10 +173,7 @@ def _padded_attenuation(hu: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, in
     need[pad:pad + h, pad:pad + w] |= hu > OUTSIDE_FOV_HU
     rows, cols = np.nonzero(need)
     hh, ww = a.shape
-    if rows.size:
-        r = np.sqrt(((rows - (hh - 1) / 2) ** 2 + (cols - (ww - 1) / 2) ** 2).max())
-    else:
-        r = 0.0
+    r = np.sqrt(((rows - (hh - 1) / 2) ** 2 + (cols - (ww - 1) / 2) ** 2).max()) if rows.size else 0.0
     n = max(hh, ww, int(np.ceil(2 * r + 3)))
     n += (n - hh) % 2  # keep the image centred exactly (same parity both ways, for square inputs)
     top, left = (n - hh) // 2, (n - ww) // 2
@@ -241,20 +183,14 @@ def _padded_attenuation(hu: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, in
 
 
 def _attenuation_factor(hu: np.ndarray, spacing_mm: float, views: int = 36) -> np.ndarray:
-    """``sqrt(mean_theta exp(p_theta(x)))`` with ``p`` the line integral of mu (water 0.02/mm) through
-    pixel ``x``, normalised to median 1 over the body (HU > -300)."""
+    """``sqrt(mean_theta exp(p_theta(x)))``, median 1 over the body (HU > -300)."""
     padded, ((r0, r1), (c0, c1)) = _padded_attenuation(hu)
     mu_pixel = padded * (WATER_MU_PER_MM / 1000.0) * spacing_mm  # attenuation per pixel length
     angles = np.arange(views) * (180.0 / views)
-    p = project(mu_pixel, angles)
-    var = backproject(np.exp(p), angles, padded.shape[0])[r0:r1, c0:c1] / views
-    g = np.sqrt(var)
+    g = np.sqrt(backproject(np.exp(project(mu_pixel, angles)), angles, padded.shape[0])[r0:r1, c0:c1] / views)
     body = hu > -300
     ref = np.median(g[body]) if body.any() else np.median(g)
     return (g / ref).astype(np.float32)
-
-
-# --- shared pieces -----------------------------------------------------------------------------
 
 
 def _check_spacing(spacing_mm: float) -> None:

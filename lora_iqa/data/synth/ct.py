@@ -42,12 +42,15 @@ HU; lesion contrast relative to the noise, the Rose-model view of low-contrast d
     ==========  ==================================================  ======  =========  =========  =========  =====
     dimension   quantity                                              4       3          2          1          0
     ==========  ==================================================  ======  =========  =========  =========  =====
-    noise       measured noise std (HU), central ROI, noisy - clean,  < 9.6   9.6-13.8   13.8-20    20-30      >= 30
-                at the reading scale (resampled to 0.7 mm/px)
-    artifact    measured streak std (HU) in soft tissue (-150..250 HU,  < 23    23-37      37-61      61-105     >= 105
-                2 px from its edges): noiseless ramp recon at ``views``
-                minus the same at 360 views
+    noise       measured noise RMS (HU) of noisy - clean in soft       < 9.6   9.6-13.8   13.8-20    20-30      >= 30
+                tissue (-150..250 HU, 2 px from its edges)
+    artifact    measured streak RMS (HU) in soft tissue: noiseless     < 18    18-31      31-49      49-94      >= 94
+                ramp recon at ``views`` minus the same at 360 views
     sharpness   MTF50 of kernel x blur (cycles/px, max 0.5)           >= .202 .152-.202  .118-.152  .089-.118  < .089
+
+    Every quantity is read at the reading scale, where a viewer (:mod:`lora_iqa.views`) sees the
+    image: the maps are resampled to 0.7 mm/px before their RMS is taken, and the MTF50 in cycles/px
+    is rescaled by 0.7 / spacing (at most 0.5).
     contrast    lesion CNR: abs(lesion HU) / measured noise std       >= 4.2  2.6-4.2    1.35-2.6   0.68-1.35  < 0.68
     ==========  ==================================================  ======  =========  =========  =========  =====
 
@@ -107,7 +110,6 @@ from lora_iqa.data.synth.ct_physics import (
     _reconstruct,
     _view_indices,
     mtf50,
-    noise_roi,
     predicted_noise_hu,
 )
 from lora_iqa.errors import LoraIqaError, atomic_path
@@ -119,7 +121,7 @@ WINDOW = (40.0, 400.0)  # soft tissue (level, width) in HU, as io.DEFAULT_WINDOW
 # Rater thresholds on the measured quantity (ascending). Level = number of thresholds <= x for
 # "higher is better" quantities, 4 - that for "lower is better" ones.
 NOISE_HU = (9.6, 13.8, 20.0, 30.0)  # lower is better; measured noise std (HU)
-STREAK_HU = (23.0, 37.0, 61.0, 105.0)  # lower is better; measured streak std (HU) in soft tissue
+STREAK_HU = (18.0, 31.0, 49.0, 94.0)  # lower is better; measured streak RMS (HU) in soft tissue
 MTF50 = (0.089, 0.118, 0.152, 0.202)  # higher is better; cycles/px
 CNR = (0.68, 1.35, 2.6, 4.2)  # higher is better; |lesion HU| / measured noise std
 # Sampling ranges (log-uniform). Thresholds above sit near the quintiles of what these ranges give
@@ -215,7 +217,7 @@ def rate(params: dict, measured: dict, *, jitter: float = 0.0, rng: np.random.Ge
     q = {
         "noise": (float(measured["noise_hu"]), NOISE_HU, False),
         "artifact": (float(measured["streak_hu"]), STREAK_HU, False),
-        "sharpness": (mtf50(params["kernel"], float(params["blur"])), MTF50, True),
+        "sharpness": (reading_mtf50(params), MTF50, True),
         "contrast": (abs(float(params["lesion_hu"])) / max(float(measured["noise_hu"]), 1e-6), CNR, True),
     }
     out: dict[str, int] = {}
@@ -267,10 +269,20 @@ def _content_plan(cfg: SynthCTConfig) -> list[tuple[int, str, str, int]]:
     return plan
 
 
-def _reading_noise(noise_hu: np.ndarray, spacing_mm: float) -> float:
-    """Noise std (HU) in the central disk (radius 1/8 of the side) at the reading scale (DEFAULT_SPACING)."""
-    r = resample(noise_hu.astype(np.float32), spacing_mm, DEFAULT_SPACING)
-    return float(np.std(r[noise_roi(r.shape[0])]))
+def reading_mtf50(params: dict) -> float:
+    """MTF50 (cycles/px) as a reader sees it at the reading scale (DEFAULT_SPACING mm/px): the kernel and
+    blur's MTF50 at the native spacing ``params["spacing_mm"]`` (default: the reading scale) rescaled, at
+    most Nyquist."""
+    ratio = DEFAULT_SPACING / float(params.get("spacing_mm", DEFAULT_SPACING))
+    return min(0.5, mtf50(params["kernel"], float(params["blur"])) * ratio)
+
+
+def _reading_std(map_hu: np.ndarray, tissue: np.ndarray, spacing_mm: float) -> float:
+    """RMS (HU) of a noise or streak map over soft tissue, at the reading scale (DEFAULT_SPACING mm/px):
+    what a reader sees in the display window anywhere in the image (the whole field if it has no tissue)."""
+    r = resample(map_hu.astype(np.float32), spacing_mm, DEFAULT_SPACING)
+    m = resample(tissue.astype(np.float32), spacing_mm, DEFAULT_SPACING) > 0.5
+    return float(np.sqrt(np.mean(r[m] ** 2))) if m.sum() >= 16 else float(np.sqrt(np.mean(r**2)))
 
 
 def _write(path: Path, hu: np.ndarray, fmt: str, meta: dict) -> None:
@@ -324,9 +336,9 @@ def _render_content(job: tuple) -> list[dict]:
         params = sample_params(rng, s_base, px)
         sino = s_base + params["lesion_hu"] * s_les
         hu, noise = _reconstruct(sino, params, rng)
-        noise_hu = _reading_noise(noise, px)
+        noise_hu = _reading_std(noise, tissue, px)
         streaks = _reconstruct(s_base, {**sharp, "views": params["views"]}, None)[0] - all_views
-        streak_hu = float(np.std(streaks[tissue])) if tissue.any() else 0.0
+        streak_hu = _reading_std(streaks, tissue, px)
         labels = rate(params, {"noise_hu": noise_hu, "streak_hu": streak_hu}, jitter=cfg.jitter, rng=rng)
         name = f"{cid}_{k}.{ext}"
         _write(images_dir / name, hu, ext, {**meta, "name": name, "k": k})
@@ -336,7 +348,7 @@ def _render_content(job: tuple) -> list[dict]:
             "reference": f"images/{ref_name}",
             "dose": params["dose"], "views": params["views"], "kernel": params["kernel"],
             "blur": params["blur"], "lesion_hu": params["lesion_hu"],
-            "noise_hu": round(noise_hu, 3), "streak_hu": round(streak_hu, 3), "mtf50": round(mtf50(params["kernel"], params["blur"]), 4),
+            "noise_hu": round(noise_hu, 3), "streak_hu": round(streak_hu, 3), "mtf50": round(reading_mtf50(params), 4),
             "spacing_mm": px, "region": region, "synthetic": 1,
         })
     return rows

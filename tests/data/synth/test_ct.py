@@ -84,7 +84,7 @@ def test_labels_are_integers_and_span_levels(moderate):
 def test_labels_match_rater_and_measured_noise(moderate):
     for r in manifest_rows(moderate)[:20]:
         params = {"views": int(r["views"]), "size": SIZE, "kernel": r["kernel"], "blur": float(r["blur"]),
-                  "lesion_hu": float(r["lesion_hu"])}
+                  "lesion_hu": float(r["lesion_hu"]), "spacing_mm": float(r["spacing_mm"])}
         measured = {"noise_hu": float(r["noise_hu"]), "streak_hu": float(r["streak_hu"])}
         assert rate(params, measured) == {d: int(r[d]) for d in DIMENSIONS}
 
@@ -223,7 +223,7 @@ def _scores(**changes):
 
 @pytest.mark.parametrize("dim,key,values", [
     ("noise", "noise_hu", [5, 9.5, 9.6, 14, 20, 29.9, 30, 400]),  # decreasing quality
-    ("artifact", "streak_hu", [0.1, 22.9, 23, 37, 61, 104.9, 105, 500]),
+    ("artifact", "streak_hu", [0.1, 17.9, 18, 31, 49, 93.9, 94, 500]),
     ("sharpness", "blur", [0.0, 0.5, 0.8, 1.2, 1.8, 2.5, 4.0, 8.0]),
     ("contrast", "lesion_hu", [70, -21, 20, 10, 6.75, -3.4, 3.3, 1]),  # CNR at noise 5 HU
 ])
@@ -239,7 +239,7 @@ def test_rater_monotone(dim, key, values):
 
 def test_rater_thresholds_and_size():
     assert _scores(noise_hu=9.6)["noise"] == 3 and _scores(noise_hu=9.59)["noise"] == 4
-    assert _scores(streak_hu=23)["artifact"] == 3 and _scores(streak_hu=22.9)["artifact"] == 4
+    assert _scores(streak_hu=18)["artifact"] == 3 and _scores(streak_hu=17.9)["artifact"] == 4
     assert _scores(kernel="hann")["sharpness"] == 4  # MTF50 0.25
     assert _scores(lesion_hu=21, noise_hu=5)["contrast"] == 4 and _scores(lesion_hu=20.9, noise_hu=5)["contrast"] == 3
     assert _scores()["overall"] == 4
