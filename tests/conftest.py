@@ -20,6 +20,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -70,12 +71,50 @@ def base_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def samples(manifest):
     """Loaded protocol samples per split."""
+    from lora_iqa.config import DataConfig
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.data.samples import ss_samples
     from lora_iqa.template import CT_DIMENSIONS
 
     m = read_manifest(manifest, CT_DIMENSIONS)
-    return {s: ss_samples(m.split(s), CT_DIMENSIONS) for s in ("train", "val", "test")}
+    spacing = DataConfig().make_view().spacing  # read as training reads them: at the view's mm/px
+    return {s: ss_samples(m.split(s), CT_DIMENSIONS, spacing=spacing) for s in ("train", "val", "test")}
+
+
+def noise_levels(root: Path, contents: int = 48, size: int = 32, seed: int = 0) -> Path:
+    """A SYNTHETIC set the tiny model can see at 32 px: smooth random gratings (one per content) with
+    Gaussian noise whose std falls with the quality level 0..4 (every dimension = the level).
+    Contents 0-31 train, 32-39 val, 40-47 test. The learning tests' task: its answer is known, and a
+    2-layer ViT of 32 px learns it in seconds (the anatomy set's texture is beyond that model)."""
+    from PIL import Image
+
+    from lora_iqa.template import CT_DIMENSIONS
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    lines = ["image,split,content," + ",".join(CT_DIMENSIONS)]
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for c in range(contents):
+        split = "train" if c < 32 else "val" if c < 40 else "test"
+        grating = 0.5 + 0.25 * np.sin(2 * np.pi * (2 * rng.random() * xx + 2 * rng.random() * yy + rng.random()))
+        for level in range(5):
+            img = np.clip(grating + rng.normal(0, 0.04 * (4 - level) ** 1.5, grating.shape), 0, 1)
+            Image.fromarray((img * 255).astype(np.uint8)).save(root / f"images/c{c}_{level}.png")
+            lines.append(f"images/c{c}_{level}.png,{split},c{c}," + ",".join([str(level)] * len(CT_DIMENSIONS)))
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="session")
+def levels(tmp_path_factory) -> dict:
+    """:func:`noise_levels` as a manifest path and its samples per split."""
+    from lora_iqa.data.manifest import read_manifest
+    from lora_iqa.data.samples import ss_samples
+    from lora_iqa.template import CT_DIMENSIONS
+
+    path = noise_levels(tmp_path_factory.mktemp("levels"))
+    m = read_manifest(path, CT_DIMENSIONS)
+    return {"manifest": path, **{s: ss_samples(m.split(s), CT_DIMENSIONS) for s in ("train", "val", "test")}}
 
 
 @dataclass

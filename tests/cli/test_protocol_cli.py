@@ -37,13 +37,17 @@ def adapters(tmp_path_factory, manifest, base_dir) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def test_rows(manifest):
-    """Test-split rows of one content, with distinct overall scores (best first)."""
+    """Test-split rows of one content (the one with the most distinct overall scores), one per overall
+    score, best first."""
     from lora_iqa.data.manifest import read_manifest
     from lora_iqa.template import CT_DIMENSIONS
 
     rows = read_manifest(manifest, CT_DIMENSIONS).split("test")
-    content = rows[0].content
-    same = {float(it.scores["overall"]): it for it in rows if it.content == content}
+    by_content: dict = {}
+    for it in rows:
+        by_content.setdefault(it.content, {})[float(it.scores["overall"])] = it
+    same = max(by_content.values(), key=len)
+    assert len(same) >= 4, "the ms test needs four distinct overall scores in one test content"
     return [same[s] for s in sorted(same, reverse=True)]
 
 
@@ -61,8 +65,8 @@ def _logit_answers(adapter: Path, paths: list, protocol: str, k: int = 4) -> dic
     images = tuple(load_image(p) for p in paths)
     assert meta.images == len(images)
     if protocol == "ds":
-        return preference_scores(model, processor, [images], index=True)[0]
-    return ranking_scores(model, processor, [images], k, index=True)[0]
+        return preference_scores(model, processor, [images], index=True, view=meta.make_view())[0]
+    return ranking_scores(model, processor, [images], k, index=True, view=meta.make_view())[0]
 
 
 # --- score -----------------------------------------------------------------------------------------
@@ -125,9 +129,9 @@ def test_score_and_report_ss_full_reference(adapters, test_rows, tmp_path, capsy
     assert main(["score", a, b, "--reference", ref, "--adapter", str(adapter), "--json"]) == 0
     recs = _records(capsys)
     assert [r["images"] for r in recs] == [[a], [b]] and all(r["reference"] == ref for r in recs)
-    model, processor, _ = load_trained(adapter)
+    model, processor, meta = load_trained(adapter)
     want = logit_scores(model, processor, [(load_image(a), load_image(ref)), (load_image(b), load_image(ref))],
-                        Template(), index=True)
+                        Template(), index=True, view=meta.make_view())
     for r, w in zip(recs, want):
         assert r["protocol"] == "ss" and r["scores"] == pytest.approx({d: round(v, 4) for d, v in w["scores"].items()})
     assert main(["score", a, "--adapter", str(adapter)]) == 1

@@ -18,7 +18,7 @@ from tests.conftest import one_error_line
 COST = {"trainable_params", "total_params", "trainable_pct", "size_bytes", "peak_rss_mb", "logits_images_per_s",
         "wall_seconds"}
 TRAINED_COST = COST | {"train_seconds", "train_samples_per_s", "best_step"}
-BUDGET = "[train.max_steps=6, train.batch_size=16, train.warmup_steps=1, train.eval_every=3, train.eval_batch_size=32]"
+BUDGET = "[train.max_steps=6, train.batch_size=16, train.warmup_steps=1, train.eval_every=3, train.eval_batch_size=32, data.grid=1]"
 
 
 def _config(tmp_path: Path, manifest: Path, base: Path, methods: str, **top) -> Path:

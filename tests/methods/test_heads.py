@@ -34,26 +34,26 @@ def test_head_outputs_and_loss(kind):
     assert head.vision.embeddings.patch_embedding.weight.grad is not None  # the ViT trains too
 
 
-def test_classical_baseline_tracks_noise(samples):
+def test_classical_baseline_tracks_noise(levels):
     """scikit-image's noise sigma, blur effect and grey spread, fitted on train, rank held-out noise."""
-    coef = fit_classical(samples["train"], CT_DIMENSIONS)
+    coef = fit_classical(levels["train"], CT_DIMENSIONS)
     assert coef.shape == (4, len(CT_DIMENSIONS))
-    preds = classical_scores(coef, [s.images[0] for s in samples["test"]], CT_DIMENSIONS)
-    assert _srcc(preds, samples["test"], "noise") > 0.6
+    preds = classical_scores(coef, [s.images[0] for s in levels["test"]], CT_DIMENSIONS)
+    assert _srcc(preds, levels["test"], "noise") > 0.6
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", HEADS)
-def test_head_learns_on_held_out_phantoms(kind, samples, manifest, base_dir, tmp_path):
+def test_head_learns_on_held_out_contents(kind, levels, base_dir, tmp_path):
     """adapter.method=regression|classification trains through the one loop, saves, loads on its base
     (fingerprint checked) and ranks held-out phantoms."""
-    cfg = load_config(None, [f"output_dir={tmp_path / kind}", f"data.manifest={manifest}", f"base={base_dir}",
+    cfg = load_config(None, [f"output_dir={tmp_path / kind}", f"data.manifest={levels['manifest']}", f"base={base_dir}",
                              f"adapter.method={kind}", "train.max_steps=120", "train.batch_size=16", "train.lr=5e-3",
                              "train.warmup_steps=6", "train.eval_every=40", "train.save_every=0"])
     res = run(cfg, progress=False)
     head, _, meta = load_trained(res.dir)
-    preds = head.scores([s.images[0] for s in samples["test"]])
-    assert _srcc(preds, samples["test"], "overall") > 0.6
+    preds = head.scores([s.images[0] for s in levels["test"]])
+    assert _srcc(preds, levels["test"], "overall") > 0.6
     assert res.trainable_params == res.total_params > sum(p.numel() for p in head.head.parameters())
     assert res.best_step in (40, 80, 120) and meta.method == kind and meta.step == res.best_step
     assert [p.name for p in sorted(res.dir.glob("*.safetensors"))] == ["model.safetensors"]

@@ -125,7 +125,7 @@ def test_unknown_method_is_one_line():
 
 def test_a_registered_toy_method_trains_and_scores_through_the_cli(probe, brightness, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "recipes/configs/ct_ss_lora.yaml", f"output_dir={out}", f"data.manifest={brightness}",
+    assert main(["train", "recipes/configs/ct_ss_lora.yaml", f"output_dir={out}", f"data.manifest={brightness}", "base=probe-base",
                  "adapter.method=probe", "train.max_steps=150", "train.batch_size=10", "train.lr=0.05",
                  "train.warmup_steps=5", "train.eval_every=50", "train.save_every=0", "train.augment=false"]) == 0
     meta = json.loads((out / "lora_iqa.json").read_text())

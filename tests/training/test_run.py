@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import free_port, tiny_base
+from conftest import free_port, noise_levels, tiny_base
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import BlipForConditionalGeneration
@@ -95,8 +97,9 @@ def test_adapter_dir_round_trip(lora_run, base_dir, manifest, samples):
 
     # plain peft loading reproduces the saved validation metrics
     model = PeftModel.from_pretrained(BlipForConditionalGeneration.from_pretrained(base_dir), str(out)).eval()
-    processor = load_trained(out)[1]
-    res = evaluate(model, processor, samples["val"], TEMPLATE, split="val", method="logits")
+    _, processor, loaded = load_trained(out)
+    central = dataclasses.replace(loaded.make_view(), grid=1)  # validation reads the central window
+    res = evaluate(model, processor, samples["val"], TEMPLATE, split="val", method="logits", view=central)
     for d in CT_DIMENSIONS:
         for k in METRIC_KEYS:
             want, got = meta["metrics"][d][k], res["metrics"][d][k]
@@ -106,20 +109,20 @@ def test_adapter_dir_round_trip(lora_run, base_dir, manifest, samples):
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, manifest, samples):
+def full_run(tmp_path_factory, levels):
     """Full fine-tuning of a tiny random BLIP from scratch, and the untrained model's test metrics."""
     model, processor = tiny_base(seed=0)
-    untrained = evaluate(model, processor, samples["test"], TEMPLATE, "test", "logits")["metrics"]
+    untrained = evaluate(model, processor, levels["test"], TEMPLATE, "test", "logits")["metrics"]
     out = tmp_path_factory.mktemp("runs") / "full"
-    cfg = load_config(None, [f"output_dir={out}", f"data.manifest={manifest}", "base=scratch", *LEARN])
+    cfg = load_config(None, [f"output_dir={out}", f"data.manifest={levels['manifest']}", "base=scratch", *LEARN])
     res = run(cfg, base=(model, processor), progress=False)
     return res, untrained
 
 
-def test_full_fine_tuning_learns(full_run, samples):
+def test_full_fine_tuning_learns(full_run, levels):
     res, untrained = full_run
-    model, processor, _ = load_trained(res.dir)
-    trained = evaluate(model, processor, samples["test"], TEMPLATE, "test", "logits")["metrics"]
+    model, processor, meta = load_trained(res.dir)
+    trained = evaluate(model, processor, levels["test"], TEMPLATE, "test", "logits", view=meta.make_view())["metrics"]
     srcc = {d: trained[d]["srcc"] for d in CT_DIMENSIONS}
     print("untrained test SRCC", {d: untrained[d]["srcc"] for d in CT_DIMENSIONS})
     print("trained test SRCC", srcc, f"train {res.train_seconds:.1f}s")
@@ -347,27 +350,6 @@ def test_two_process_ddp_matches_one_process_and_resumes_exactly(tmp_path, base_
     assert max(float((got[n] - want[n]).abs().max()) for n in want) <= 1e-6
 
 
-def _noise_levels(root: Path, contents: int = 48, size: int = 32, seed: int = 0) -> Path:
-    """A SYNTHETIC set the tiny model can see at 32 px: smooth random gratings (one per content) with
-    Gaussian noise whose std falls with the quality level 0..4 (every dimension = the level).
-    Contents 0-31 train, 32-39 val, 40-47 test."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    lines = ["image,split,content," + ",".join(CT_DIMENSIONS)]
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for c in range(contents):
-        split = "train" if c < 32 else "val" if c < 40 else "test"
-        grating = 0.5 + 0.25 * np.sin(2 * np.pi * (2 * rng.random() * xx + 2 * rng.random() * yy + rng.random()))
-        for level in range(5):
-            img = np.clip(grating + rng.normal(0, 0.04 * (4 - level) ** 1.5, grating.shape), 0, 1)
-            Image.fromarray((img * 255).astype(np.uint8)).save(root / f"images/c{c}_{level}.png")
-            lines.append(f"images/c{c}_{level}.png,{split},c{c}," + ",".join([str(level)] * len(CT_DIMENSIONS)))
-    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return root / "manifest.csv"
-
-
 def test_tiny_ds_training_learns_to_compare_and_order_matters(tmp_path):
     """A tiny BLIP trained from scratch on double-stimulus captions judges held-out pairs (contents it
     never saw) far above chance, and swapping the two images swaps its answer."""
@@ -375,7 +357,7 @@ def test_tiny_ds_training_learns_to_compare_and_order_matters(tmp_path):
     from lora_iqa.data.samples import protocol_samples
     from lora_iqa.methods.blip.predict import preference_scores
 
-    manifest = _noise_levels(tmp_path / "data")
+    manifest = noise_levels(tmp_path / "data")
     model, processor = tiny_base(seed=0)
     cfg = load_config(None, [f"output_dir={tmp_path / 'ds'}", f"data.manifest={manifest}", "base=scratch", "protocol=ds",
                              "adapter.method=full", "data.per_image=16", "train.max_steps=600", "train.batch_size=16",

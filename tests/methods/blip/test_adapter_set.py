@@ -69,8 +69,8 @@ def aset(trained) -> AdapterSet:
 
 def alone(adapter_dir: Path, images) -> list[dict[str, float]]:
     """ss logit scores of one adapter loaded by itself (the single-adapter path)."""
-    model, processor, _ = load_trained(adapter_dir)
-    return [r["scores"] for r in logit_scores(model, processor, images, Template(CT_DIMENSIONS))]
+    model, processor, meta = load_trained(adapter_dir)
+    return [r["scores"] for r in logit_scores(model, processor, images, Template(CT_DIMENSIONS), view=meta.make_view())]
 
 
 def max_diff(xs: list[dict[str, float]], ys: list[dict[str, float]]) -> float:
@@ -125,7 +125,7 @@ def test_ds_adapter_in_set_equals_load_trained(aset, trained):
     pairs = [(imgs[i], imgs[(i + 3) % len(imgs)]) for i in range(len(imgs))]
     model, processor, meta = load_trained(trained.ds)
     assert meta.images == 2 and aset.meta("ds_nr") == meta and aset.directory("ds_nr") == Path(trained.ds)
-    want = preference_scores(model, processor, pairs, index=True)
+    want = preference_scores(model, processor, pairs, index=True, view=meta.make_view())
     aset.use("a")  # an ss adapter is active: the ds rows still go through the ds adapter
     requests = [r for i, p in enumerate(pairs) for r in (("ds_nr", p), ("b", (imgs[i],)))]
     out = aset.predict(requests)
