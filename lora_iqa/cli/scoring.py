@@ -61,6 +61,7 @@ def _score(args) -> int:
     from lora_iqa.data.samples import ImageFile, Sample
     from lora_iqa.evaluation import predict
     from lora_iqa.methods.load import load_trained
+    from lora_iqa.views import RESIZE
 
     if args.method != "mllm" and not args.adapter:
         raise LoraIqaError(f"--adapter is required with --method {args.method}")
@@ -78,9 +79,9 @@ def _score(args) -> int:
             raise LoraIqaError(f"--protocol {why}")
     else:
         protocol = _check_protocol(args, meta)
-    window, spacing = _window(args), (meta.make_view().spacing if meta else None)
-    images = [ImageFile(Path(p), window, spacing) for p in args.images]  # read when scored, a batch at a time
-    ref = (ImageFile(Path(args.reference), window, spacing),) if args.reference else ()
+    window, view = _window(args), (meta.make_view() if meta else RESIZE)
+    images = [ImageFile(Path(p), window, view.spacing) for p in args.images]  # read when scored, a batch at a time
+    ref = (ImageFile(Path(args.reference), window, view.spacing),) if args.reference else ()
     scorer, template = _scorer(args, meta)
     if args.method == "mllm":
         groups = [[im] for im in images] if protocol.per_image else [images]
@@ -96,7 +97,7 @@ def _score(args) -> int:
             paths = [list(args.images)]
             samples = [Sample(images=tuple(images) + ref, labels={}, item=None)]
         preds = predict(model, processor, samples, template, args.method, scorer=scorer, protocol=protocol,
-                        index=meta.multi_image, view=meta.make_view())
+                        index=meta.multi_image, view=view)
         recs = [{"images": ps, **({"reference": args.reference} if args.reference else {}),
                  "caption": p["caption"], "status": p.get("status", "ok"),
                  **({"reason": p["reason"]} if "reason" in p else {}), **protocol.answer(p)}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lora_iqa.bases.embedded import ensure_embedded
-from lora_iqa.config import load_config
+from lora_iqa.config import DataConfig, load_config
 from lora_iqa.data.manifest import read_manifest
 from lora_iqa.data.samples import ss_samples
 from lora_iqa.data.synth.ct import SynthCTConfig, synth_ct
@@ -46,7 +46,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True) -> dict:
     print(f"base: {base_path}")
 
     template = Template()
-    view = load_config(None, []).data.make_view()  # the recipes' default view (crops for CT), the base's too
+    view = DataConfig().make_view()  # the recipes' default view (crops for CT), the base's too
     test = ss_samples(read_manifest(manifest, template.dimensions).split("test"), template.dimensions,
                       spacing=view.spacing)
     results: dict = {"base": str(base_path), "data": str(manifest), "synthetic": True, "methods": {}}

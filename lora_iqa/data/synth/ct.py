@@ -277,11 +277,11 @@ def reading_mtf50(params: dict) -> float:
     return min(0.5, mtf50(params["kernel"], float(params["blur"])) * ratio)
 
 
-def _reading_std(map_hu: np.ndarray, tissue: np.ndarray, spacing_mm: float) -> float:
-    """RMS (HU) of a noise or streak map over soft tissue, at the reading scale (DEFAULT_SPACING mm/px):
-    what a reader sees in the display window anywhere in the image (the whole field if it has no tissue)."""
+def _reading_std(map_hu: np.ndarray, m: np.ndarray, spacing_mm: float) -> float:
+    """RMS (HU) of a noise or streak map over the soft-tissue mask ``m`` (already at the reading scale), at the
+    reading scale (DEFAULT_SPACING mm/px): what a reader sees in the display window anywhere in the image (the
+    whole field if it has no tissue)."""
     r = resample(map_hu.astype(np.float32), spacing_mm, DEFAULT_SPACING)
-    m = resample(tissue.astype(np.float32), spacing_mm, DEFAULT_SPACING) > 0.5
     return float(np.sqrt(np.mean(r[m] ** 2))) if m.sum() >= 16 else float(np.sqrt(np.mean(r**2)))
 
 
@@ -329,6 +329,7 @@ def _render_content(job: tuple) -> list[dict]:
     _write(images_dir / ref_name, ref, ext, {**meta, "name": ref_name, "k": -1})
     # streaks are read where a reader sees them: soft tissue, away from edges (which ring at any view count)
     tissue = ndimage.binary_erosion((base > -150.0) & (base < 250.0), iterations=2)
+    tissue = resample(tissue.astype(np.float32), px, DEFAULT_SPACING) > 0.5  # at the reading scale, once per content
     all_views = _reconstruct(s_base, sharp, None)[0]  # the streak measure's reference (ramp, no lesions)
     rows = []
     for k in range(count):

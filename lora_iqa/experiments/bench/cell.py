@@ -161,11 +161,11 @@ def _zero_shot_cell(cfg: Config, protocol: Protocol, test, template, spec: dict,
 
     model, processor = load_base(cfg.base)
     cost.update({"trainable_params": 0, "total_params": count_params(model)[1], "trainable_pct": 0.0, "size_bytes": 0})
+    view = cfg.data.make_view()
     if protocol.single_image:
-        return _captioner_eval(model, processor, test, template, protocol, spec, cost, False, cfg.data.make_view())
+        return _captioner_eval(model, processor, test, template, protocol, spec, cost, False, view)
     # the base sees one image: ds / ms judgements compare its per-image overall scores
-    return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template,
-                                                                          view=cfg.data.make_view())],
+    return _per_image_cell(lambda ims: [r["scores"] for r in logit_scores(model, processor, ims, template, view=view)],
                            test, template, protocol, cost)
 
 
